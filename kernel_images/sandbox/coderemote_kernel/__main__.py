@@ -1,0 +1,42 @@
+"""Start the restricted kernel: ``python -m coderemote_kernel -f CONNECTION_FILE``.
+
+Settings come from the environment the provisioner builds:
+CODEREMOTE_BLOCKED_MODULES (space-separated, replaces the default list) and
+CODEREMOTE_OUTPUT_LIMIT (bytes of stdout+stderr per execution).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+
+def _prepare_matplotlib() -> None:
+    # The runtime ships a prebuilt font cache; copying it to the writable
+    # config dir spares every kernel a font scan at first import.
+    config_dir = os.environ.get("MPLCONFIGDIR")
+    prebuilt = os.path.join(sys.prefix, "share", "coderemote", "matplotlib")
+    if config_dir and os.path.isdir(prebuilt) and not os.path.exists(config_dir):
+        shutil.copytree(prebuilt, config_dir)
+
+
+def main() -> None:
+    from coderemote_kernel import guard, output
+
+    _prepare_matplotlib()
+    output.budget.limit = int(os.environ.get("CODEREMOTE_OUTPUT_LIMIT", output.budget.limit))
+    blocked = os.environ.get("CODEREMOTE_BLOCKED_MODULES", guard.DEFAULT_BLOCKED).split()
+
+    from ipykernel.kernelapp import IPKernelApp
+
+    trusted = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(__file__))}
+    guard.install(blocked, trusted)
+    IPKernelApp.launch_instance(
+        kernel_class="coderemote_kernel.kernel.SandboxKernel",
+        outstream_class="coderemote_kernel.output.CappedOutStream",
+    )
+
+
+if __name__ == "__main__":
+    main()

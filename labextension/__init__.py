@@ -1,0 +1,1 @@
+"""The JupyterLab extension (TypeScript sidebar panel), built into the wheel by hatch-jupyter-builder."""

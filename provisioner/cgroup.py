@@ -1,0 +1,82 @@
+"""The memory cgroup a sandbox runs in, owned by the provisioner.
+
+runsc removes the cgroups it creates when the sandbox ends, which would take
+the OOM record with them. The provisioner therefore creates the memory cgroup
+itself, sets the limit there and reads ``oom_kill`` before removing it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+V1_MEMORY = Path("/sys/fs/cgroup/memory")
+V2_ROOT = Path("/sys/fs/cgroup")
+PARENT = "coderemote"
+
+
+def _is_v2() -> bool:
+    return (V2_ROOT / "cgroup.controllers").exists()
+
+
+class MemoryCgroup:
+    """``/sys/fs/cgroup[/memory]/coderemote/<name>`` with a memory limit."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.v2 = _is_v2()
+        self.path = (V2_ROOT if self.v2 else V1_MEMORY) / PARENT / name
+        self._oom_killed = False
+
+    @property
+    def cgroups_path(self) -> str:
+        """The path to give runsc as ``linux.cgroupsPath``."""
+        return f"/{PARENT}/{self.name}"
+
+    def create(self, limit_bytes: int) -> None:
+        if self.v2:
+            parent = self.path.parent
+            parent.mkdir(exist_ok=True)
+            (parent / "cgroup.subtree_control").write_text("+memory +cpu +pids")
+            self.path.mkdir(exist_ok=True)
+            (self.path / "memory.max").write_text(str(limit_bytes))
+            (self.path / "memory.swap.max").write_text("0")
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+            (self.path / "memory.limit_in_bytes").write_text(str(limit_bytes))
+
+    @property
+    def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer acted in this cgroup (remembered after removal)."""
+        events = self.path / ("memory.events" if self.v2 else "memory.oom_control")
+        try:
+            for line in events.read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and int(value) > 0:
+                    self._oom_killed = True
+        except OSError:
+            pass
+        return self._oom_killed
+
+    def remove(self) -> None:
+        _ = self.oom_killed
+        remove_tree(self.path)
+
+
+def remove_tree(path: Path) -> None:
+    """rmdir a cgroup and any child cgroups runsc left in it."""
+    if not path.is_dir():
+        return
+    for child in path.iterdir():
+        if child.is_dir():
+            remove_tree(child)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def stale_cgroups() -> list[Path]:
+    """Every per-sandbox cgroup under the provisioner's parent, in every hierarchy."""
+    roots = [V2_ROOT / PARENT] if _is_v2() else [p / PARENT for p in V1_MEMORY.parent.iterdir() if p.is_dir()]
+    return [child for root in roots if root.is_dir() for child in root.iterdir() if child.is_dir()]

@@ -1,0 +1,66 @@
+"""Reaping of sandboxes left behind by a server that died without cleaning up.
+
+Each per-kernel folder records the server process that owns it (pid and
+start time, so a reused pid is not mistaken for the owner). At start-up,
+sandboxes whose owner is gone are killed and their state, cgroups and
+folders removed; sandboxes of live servers are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from provisioner import cgroup
+from provisioner.runsc import Runsc
+
+log = logging.getLogger(__name__)
+OWNER_FILE = "owner.json"
+_reaped: set[Path] = set()
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        # Field 22 of /proc/PID/stat, after the parenthesised command name.
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def write_owner(kernel_dir: Path) -> None:
+    pid = os.getpid()
+    (kernel_dir / OWNER_FILE).write_text(json.dumps({"pid": pid, "start": _start_time(pid)}))
+
+
+def _owner_alive(kernel_dir: Path) -> bool:
+    try:
+        owner = json.loads((kernel_dir / OWNER_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return owner.get("start") is not None and _start_time(int(owner["pid"])) == owner["start"]
+
+
+def reap(runsc: Runsc, prefix: str = "cr-") -> list[str]:
+    """Destroy every sandbox whose owning server is gone; return their ids."""
+    kernels = runsc.state_dir.parent / "kernels"
+    live = {d.name for d in kernels.iterdir() if _owner_alive(d)} if kernels.is_dir() else set()
+    stale = {d.name for d in kernels.iterdir() if d.name not in live} if kernels.is_dir() else set()
+    stale |= {cid for cid in runsc.list_sync() if cid.startswith(prefix) and cid not in live}
+    for cid in sorted(stale):
+        log.warning("Reaping stale sandbox %s", cid)
+        runsc.destroy_sync(cid)
+        shutil.rmtree(kernels / cid, ignore_errors=True)
+    for path in cgroup.stale_cgroups():
+        if path.name.startswith(prefix) and path.name not in live:
+            cgroup.remove_tree(path)
+    return sorted(stale)
+
+
+def reap_once(runsc: Runsc) -> None:
+    """Reap once per state folder in this process (before its first sandbox)."""
+    if runsc.state_dir not in _reaped:
+        _reaped.add(runsc.state_dir)
+        reap(runsc)

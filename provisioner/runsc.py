@@ -1,0 +1,81 @@
+"""A thin wrapper over the ``runsc`` command line (gVisor's OCI runtime)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+INSTALL_HINT = "install gVisor's runsc (Debian/Ubuntu: `apt-get install -y runsc`)"
+
+
+class RunscMissingError(RuntimeError):
+    """runsc is not installed; sandboxed kernels cannot start (there is no fallback)."""
+
+
+@dataclass(frozen=True)
+class Runsc:
+    """runsc with the global flags every sandbox of this server uses."""
+
+    executable: str
+    state_dir: Path
+    platform: str = "ptrace"
+
+    @classmethod
+    def find(cls, name: str, state_dir: Path, platform: str) -> Runsc:
+        path = shutil.which(name)
+        if path is None:
+            raise RunscMissingError(f"cannot start a sandboxed kernel: '{name}' was not found; {INSTALL_HINT}")
+        return cls(path, state_dir, platform)
+
+    def command(self, *args: str) -> list[str]:
+        return [
+            self.executable,
+            f"--root={self.state_dir}",
+            f"--platform={self.platform}",
+            "--network=none",
+            # The kernel binds its ZMQ ipc:// sockets in its bind-mounted folder.
+            "--host-uds=create",
+            *args,
+        ]
+
+    def start(self, container_id: str, bundle: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
+        """Start ``runsc run`` in the foreground: the process lives as long as the sandbox."""
+        return subprocess.Popen(
+            self.command("run", f"--bundle={bundle}", container_id),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    async def run(self, *args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            *self.command(*args), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        out, _ = await proc.communicate()
+        return proc.returncode or 0, out.decode(errors="replace")
+
+    async def kill(self, container_id: str, signum: int, *, all_processes: bool = False) -> tuple[int, str]:
+        return await self.run("kill", *(["--all"] if all_processes else []), container_id, str(signum))
+
+    async def delete(self, container_id: str) -> None:
+        await self.run("delete", "--force", container_id)
+
+    # Synchronous forms, for start-up reaping outside an event loop.
+    def run_sync(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(*args), capture_output=True, text=True, timeout=30, check=False)
+
+    def list_sync(self) -> list[str]:
+        result = self.run_sync("list", "--format=json")
+        if result.returncode != 0 or not result.stdout.strip():
+            return []
+        return [c["id"] for c in json.loads(result.stdout) or []]
+
+    def destroy_sync(self, container_id: str) -> None:
+        self.run_sync("kill", "--all", container_id, "9")
+        self.run_sync("delete", "--force", container_id)

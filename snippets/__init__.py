@@ -1,0 +1,1 @@
+"""The snippet library: SQLAlchemy models, Alembic migrations, embeddings and hybrid search on PostgreSQL + pgvector."""
