@@ -35,6 +35,7 @@ class Runtime:
     path: Path
     python: Path
     host_paths: tuple[str, ...]
+    hidden_paths: tuple[str, ...]
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Runtime:
@@ -46,21 +47,27 @@ class Runtime:
                 f"the sandboxed kernel's runtime is missing at {root}: "
                 "run `coderemote runtime build` (it installs ipykernel, numpy, pandas, matplotlib)"
             ) from e
-        return cls(root, root / "bin" / "python", tuple(info["host_paths"]))
+        return cls(root, root / "bin" / "python", tuple(info["host_paths"]), tuple(info["hidden_paths"]))
 
 
 def _base_interpreter_paths(python: Path) -> list[str]:
     """Host paths of the interpreter the venv is built on (read-only in the sandbox)."""
-    probe = (
-        "import json, sys, sysconfig, os;"
-        "print(json.dumps([sys.base_prefix, os.path.realpath(sys._base_executable),"
-        " sysconfig.get_path('stdlib')]))"
-    )
-    base_prefix, executable, stdlib = json.loads(subprocess.check_output([str(python), "-c", probe], text=True))
+    probe = "import json, sys, sysconfig; print(json.dumps([sys.base_prefix, sysconfig.get_path('stdlib')]))"
+    base_prefix, stdlib = json.loads(subprocess.check_output([str(python), "-c", probe], text=True))
     if os.path.realpath(base_prefix) in ("/usr", "/usr/local", "/"):
-        # A system interpreter: show only the interpreter and its stdlib, not /usr/bin.
-        return [executable, stdlib]
+        # A system interpreter: show only its stdlib, not /usr/bin.
+        return [stdlib]
     return [base_prefix]
+
+
+def _base_site_packages(python: Path) -> list[str]:
+    """The base interpreter's own site-packages: the server's packages, hidden from the sandbox."""
+    probe = (
+        "import json, sys, sysconfig;"
+        "print(json.dumps(sorted({sysconfig.get_path(k, vars={'base': sys.base_prefix, 'platbase': sys.base_prefix})"
+        " for k in ('purelib', 'platlib')})))"
+    )
+    return [p for p in json.loads(subprocess.check_output([str(python), "-c", probe], text=True)) if os.path.isdir(p)]
 
 
 def _run(*cmd: str | os.PathLike[str], env: dict[str, str] | None = None) -> None:
@@ -85,7 +92,8 @@ def _finish(root: Path) -> None:
     _run(python, "-c", "import matplotlib.font_manager", env=env)
     # The runtime is read-only in the sandbox: compile everything now.
     _run(python, "-m", "compileall", "-q", "-j0", root / "lib")
-    (root / MARKER).write_text(json.dumps({"host_paths": _base_interpreter_paths(python)}, indent=1))
+    info = {"host_paths": _base_interpreter_paths(python), "hidden_paths": _base_site_packages(python)}
+    (root / MARKER).write_text(json.dumps(info, indent=1))
 
 
 def build(path: str | os.PathLike[str], *, python: str = sys.executable, force: bool = False) -> Runtime:
@@ -93,6 +101,8 @@ def build(path: str | os.PathLike[str], *, python: str = sys.executable, force: 
     root = Path(path)
     if (root / MARKER).exists() and not force:
         return Runtime.load(root)
-    _run(python, "-m", "venv", "--clear", root)
+    # --copies: runsc resolves the symlinks of a process's argv[0], and a
+    # symlinked interpreter would then not find its venv's pyvenv.cfg.
+    _run(python, "-m", "venv", "--copies", "--clear", root)
     install(root, "-r", str(REQUIREMENTS))
     return Runtime.load(root)

@@ -51,6 +51,7 @@ class SandboxSpec:
     connection_dir: Path
     cgroup: str
     read_only_paths: list[str] = field(default_factory=list)
+    hidden_paths: list[str] = field(default_factory=list)
     extra_mounts: dict[str, str] = field(default_factory=dict)
 
 
@@ -63,12 +64,12 @@ def _bind(source: str, destination: str, *, writable: bool = False) -> dict[str,
     }
 
 
-def _tmpfs(destination: str, size: int) -> dict[str, Any]:
+def _tmpfs(destination: str, size: int, *, writable: bool = True) -> dict[str, Any]:
     return {
         "destination": destination,
         "type": "tmpfs",
         "source": "tmpfs",
-        "options": ["nosuid", "nodev", f"size={size}", "mode=1777"],
+        "options": ["nosuid", "nodev", f"size={size}", "mode=1777" if writable else "ro"],
     }
 
 
@@ -79,6 +80,8 @@ def _mounts(spec: SandboxSpec) -> list[dict[str, Any]]:
         _tmpfs(WORK_DIR, spec.limits.tmpfs_bytes),
     ]
     mounts += [_bind(path, path) for path in spec.read_only_paths]
+    # Empty read-only folders over what must not be seen inside a mounted path.
+    mounts += [_tmpfs(path, 4096, writable=False) for path in spec.hidden_paths]
     mounts += [_bind(source, destination) for destination, source in spec.extra_mounts.items()]
     mounts.append(_bind(str(spec.connection_dir), CONNECTION_DIR, writable=True))
     return mounts

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,10 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
     def _runsc(self) -> Runsc:
         return Runsc.find(self.runsc_path, Path(self.state_dir) / "runsc", self.platform)
 
+    def reap_stale(self) -> list[str]:
+        """Destroy sandboxes left behind by servers that are gone; return their ids."""
+        return reaper.reap_once(self._runsc())
+
     @property
     def oom_killed(self) -> bool:
         """Whether the sandbox was killed for exceeding its memory limit."""
@@ -113,7 +118,11 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
         km.transport = "ipc"
         km.ip = str(self.connection_dir / "kernel")
         km.cache_ports = False
-        return await super().pre_launch(**kwargs)
+        try:
+            return await super().pre_launch(**kwargs)
+        except BaseException:
+            await self.cleanup()
+            raise
 
     def _sandbox_env(self, launch_env: dict[str, str]) -> dict[str, str]:
         env = {name: launch_env[name] for name in self.env_allowlist if name in launch_env}
@@ -134,9 +143,15 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
         return env
 
     def _sandbox_args(self, cmd: list[str]) -> list[str]:
-        host_connection_file = self.parent.connection_file
-        args = [str(self._runtime.python) if arg == "python" else arg for arg in cmd]
-        return [f"{CONNECTION_DIR}/connection.json" if arg == host_connection_file else arg for arg in args]
+        """The kernelspec's argv as the sandbox sees it: the runtime's interpreter
+        (jupyter_client turns "python" into the server's own) and the sandbox's
+        copy of the connection file."""
+        host_connection_file = os.path.abspath(self.parent.connection_file)
+        interpreter = str(self._runtime.python) if cmd[0] in ("python", sys.executable) else cmd[0]
+        return [interpreter] + [
+            f"{CONNECTION_DIR}/connection.json" if os.path.abspath(arg) == host_connection_file else arg
+            for arg in cmd[1:]
+        ]
 
     def _write_sandbox_connection_file(self) -> None:
         info = dict(self.parent.get_connection_info())
@@ -150,13 +165,20 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
         path.chmod(0o400)
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        try:
+            return self._launch(cmd, kwargs.get("env") or {})
+        except BaseException:
+            await self.cleanup()
+            raise
+
+    def _launch(self, cmd: list[str], launch_env: dict[str, str]) -> KernelConnectionInfo:
         runsc = self._runsc()
         self._write_sandbox_connection_file()
         read_only = [p for p in (*SYSTEM_LIBRARY_DIRS, str(self._runtime.path), *self._runtime.host_paths)
                      if os.path.exists(p)]
         spec = SandboxSpec(
             args=self._sandbox_args(cmd),
-            env=self._sandbox_env(kwargs.get("env") or {}),
+            env=self._sandbox_env(launch_env),
             uid=self.sandbox_uid,
             limits=Limits(
                 memory_bytes=self.memory_limit,
@@ -169,6 +191,7 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
             connection_dir=self.connection_dir,
             cgroup=self._cgroup.cgroups_path,
             read_only_paths=read_only,
+            hidden_paths=list(self._runtime.hidden_paths),
             extra_mounts={SANDBOX_PACKAGE_MOUNT: str(SANDBOX_PACKAGE_DIR)},
         )
         rootfs = Path(self.state_dir) / "rootfs"

@@ -59,8 +59,9 @@ def reap(runsc: Runsc, prefix: str = "cr-") -> list[str]:
     return sorted(stale)
 
 
-def reap_once(runsc: Runsc) -> None:
+def reap_once(runsc: Runsc) -> list[str]:
     """Reap once per state folder in this process (before its first sandbox)."""
-    if runsc.state_dir not in _reaped:
-        _reaped.add(runsc.state_dir)
-        reap(runsc)
+    if runsc.state_dir in _reaped:
+        return []
+    _reaped.add(runsc.state_dir)
+    return reap(runsc)

@@ -32,6 +32,8 @@ def main() -> None:
 
     trusted = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(__file__))}
     guard.install(blocked, trusted)
+    # Plain tracebacks: results are read as text by REST clients and terminals.
+    sys.argv.append("--InteractiveShell.colors=nocolor")
     IPKernelApp.launch_instance(
         kernel_class="coderemote_kernel.kernel.SandboxKernel",
         outstream_class="coderemote_kernel.output.CappedOutStream",

@@ -1,0 +1,100 @@
+"""The ``coderemote`` Jupyter Server extension and the ``jupyter coderemote`` command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinjaMixin
+from traitlets import Bool
+
+from kernel_gateway_ext.execution import ExecutionService
+from kernel_gateway_ext.handlers import default_handlers
+from kernel_images.runtime import RuntimeMissingError, Runtime, build
+from provisioner import GVisorProvisioner
+from provisioner.runsc import INSTALL_HINT
+
+HERE = Path(__file__).parent
+
+
+class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
+    """Remote Python execution in gVisor sandboxes, on Jupyter Server."""
+
+    name = "coderemote"
+    description = __doc__
+    extension_url = "/coderemote/"
+    load_other_extensions = True
+    static_paths = [str(HERE / "static")]
+    template_paths = [str(HERE / "templates")]
+
+    # Embedded defaults of `jupyter coderemote`; a plain `jupyter server` with
+    # this extension keeps its own settings.
+    serverapp_config = {
+        "MappingKernelManager": {"default_kernel_name": "python3-sandboxed"},
+        "ServerApp": {
+            "kernel_websocket_connection_class": "kernel_gateway_ext.websocket.NoDelayWebsocketConnection",
+            "open_browser": False,
+            "allow_root": True,
+        },
+    }
+
+    build_runtime = Bool(
+        True, config=True, help="Build the kernel runtime at start-up if it is missing (first run)."
+    )
+
+    def _provisioner(self) -> GVisorProvisioner:
+        return GVisorProvisioner(config=self.config, parent=None)
+
+    def initialize_settings(self) -> None:
+        provisioner = self._provisioner()
+        if self.build_runtime:
+            try:
+                Runtime.load(provisioner.runtime_dir)
+            except RuntimeMissingError:
+                self.log.warning("Building the sandboxed kernel's runtime in %s (first run only)", provisioner.runtime_dir)
+                build(provisioner.runtime_dir)
+        self._reap(provisioner)
+        execution = ExecutionService(parent=self, kernel_manager=self.serverapp.kernel_manager)
+        self.settings.update(
+            coderemote_execution=execution,
+            coderemote_health=lambda: health(provisioner, self.serverapp.kernel_manager),
+        )
+
+    def _reap(self, provisioner: GVisorProvisioner) -> None:
+        try:
+            reaped = provisioner.reap_stale()
+        except Exception as e:  # runsc missing: reported by /health and at kernel start
+            self.log.warning("Could not check for stale sandboxes: %s", e)
+            return
+        if reaped:
+            self.log.warning("Removed %d stale sandbox(es) of a previous run", len(reaped))
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(default_handlers)
+
+    async def stop_extension(self) -> None:
+        await self.settings["coderemote_execution"].shutdown()
+
+
+def health(provisioner: GVisorProvisioner, kernel_manager: Any) -> dict[str, Any]:
+    problems = []
+    runsc = shutil.which(provisioner.runsc_path)
+    if runsc is None:
+        problems.append(f"runsc not found: {INSTALL_HINT}")
+    try:
+        Runtime.load(provisioner.runtime_dir)
+    except RuntimeMissingError as e:
+        problems.append(str(e))
+    if os.geteuid() != 0:
+        problems.append("the server does not run as root; runsc needs root")
+    return {
+        "status": "ok" if not problems else "unavailable",
+        "problems": problems,
+        "runsc": runsc,
+        "kernels": len(kernel_manager.list_kernel_ids()),
+    }
+
+
+main = launch_new_instance = CodeRemoteApp.launch_instance

@@ -1,0 +1,99 @@
+"""``coderemote``: run a file in a fresh sandbox, and manage the kernel runtime.
+
+    coderemote run FILE [--timeout S] [--stdin FILE]
+    coderemote runtime build [--force]
+    coderemote runtime install PACKAGE [PACKAGE ...]
+
+``run`` streams output as it comes and exits 0 when the code ran, 1 when it
+raised, 2 on timeout, memory, output limit or a killed sandbox, and 3 when no
+sandbox could be started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Any
+
+from jupyter_client.multikernelmanager import AsyncMultiKernelManager
+from jupyter_core.paths import jupyter_runtime_dir
+
+from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError, SandboxUnavailableError
+from kernel_images import runtime
+
+EXIT_CODES = {"ok": 0, "error": 1}
+EXIT_LIMIT = 2
+EXIT_UNAVAILABLE = 3
+
+
+def _print_output(output: dict[str, Any]) -> None:
+    kind = output["output_type"]
+    if kind == "stream":
+        stream = sys.stdout if output["name"] == "stdout" else sys.stderr
+        stream.write(output["text"])
+        stream.flush()
+    elif kind == "error":
+        print("\n".join(output["traceback"]), file=sys.stderr, flush=True)
+    else:
+        data = output["data"]
+        if "text/plain" in data:
+            print(data["text/plain"], flush=True)
+        for mime in sorted(set(data) - {"text/plain"}):
+            print(f"[{mime} output not shown in a terminal]", flush=True)
+
+
+async def run_file(path: str, timeout: float | None, stdin: str | None) -> int:
+    with open(path, encoding="utf-8") as f:
+        code = f.read()
+    # Connection files go to Jupyter's runtime dir, never the caller's cwd.
+    os.makedirs(jupyter_runtime_dir(), mode=0o700, exist_ok=True)
+    service = ExecutionService(kernel_manager=AsyncMultiKernelManager(connection_dir=jupyter_runtime_dir()))
+    try:
+        result = await service.execute(
+            ExecutionRequest(code=code, stdin=stdin, timeout_s=timeout), on_output=_print_output
+        )
+    except RequestError as e:
+        print(f"coderemote: {e}", file=sys.stderr)
+        return EXIT_LIMIT if e.status == 413 else 1
+    except SandboxUnavailableError as e:
+        print(f"coderemote: {e}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    if result.status not in EXIT_CODES:
+        print(f"coderemote: {result.status.replace('_', ' ')} ({result.duration_ms / 1000:.1f} s)", file=sys.stderr)
+    return EXIT_CODES.get(result.status, EXIT_LIMIT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="coderemote", description="Run Python in a gVisor sandbox.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a file in a fresh sandbox")
+    run.add_argument("file")
+    run.add_argument("--timeout", type=float, default=None, help="wall time in seconds")
+    run.add_argument("--stdin", metavar="FILE", help="file whose lines answer input()")
+    rt = commands.add_parser("runtime", help="build the kernel runtime or add packages to it")
+    rt_commands = rt.add_subparsers(dest="action", required=True)
+    build = rt_commands.add_parser("build", help="create the runtime venv (ipykernel, numpy, pandas, matplotlib)")
+    build.add_argument("--force", action="store_true", help="rebuild even if it exists")
+    build.add_argument("--path", default=runtime.default_runtime_dir())
+    install = rt_commands.add_parser("install", help="pip install packages into the runtime")
+    install.add_argument("packages", nargs="+")
+    install.add_argument("--path", default=runtime.default_runtime_dir())
+    args = parser.parse_args(argv)
+
+    if args.command == "run":
+        stdin = None
+        if args.stdin:
+            with open(args.stdin, encoding="utf-8") as f:
+                stdin = f.read()
+        return asyncio.run(run_file(args.file, args.timeout, stdin))
+    if args.action == "build":
+        print(runtime.build(args.path, force=args.force).path)
+    else:
+        runtime.install(args.path, *args.packages)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""The one execution service: runs code in a sandboxed kernel and reports what happened.
+
+The REST handler, the command line and (through the same kernels) the page
+all go through :class:`ExecutionService`. Without a session every execution
+gets a fresh sandbox that is destroyed afterwards; with one, the caller's
+kernel is kept between executions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from jupyter_client.multikernelmanager import AsyncMultiKernelManager
+from traitlets import Float, Instance, Integer, Unicode
+from traitlets.config import LoggingConfigurable
+
+OutputCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
+SESSION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+REQUEST_FIELDS = {"code", "stdin", "timeout_s", "session_id"}
+EOF_REPLY = "\x04"  # ipykernel raises EOFError in input() on this reply
+
+
+class RequestError(ValueError):
+    """A request the service refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class SandboxUnavailableError(RuntimeError):
+    """No sandbox could be started (runsc missing, runtime missing, start failed)."""
+
+
+@dataclass
+class ExecutionRequest:
+    code: str
+    stdin: str | None = None
+    timeout_s: float | None = None
+    session_id: str | None = None
+
+    @classmethod
+    def from_json(cls, body: Any) -> ExecutionRequest:
+        """Validate a decoded JSON body (limits are checked by the service)."""
+        if not isinstance(body, dict):
+            raise RequestError(400, "the request body must be a JSON object")
+        unknown = set(body) - REQUEST_FIELDS
+        if unknown:
+            raise RequestError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+        code = body.get("code")
+        if not isinstance(code, str):
+            raise RequestError(400, "'code' is required and must be a string")
+        stdin = body.get("stdin")
+        if stdin is not None and not isinstance(stdin, str):
+            raise RequestError(400, "'stdin' must be a string")
+        timeout = body.get("timeout_s")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
+            raise RequestError(400, "'timeout_s' must be a number of seconds")
+        session_id = body.get("session_id")
+        if session_id is not None and not (isinstance(session_id, str) and SESSION_ID.match(session_id)):
+            raise RequestError(400, "'session_id' must be 1-128 characters of letters, digits, '_', '-' or '.'")
+        return cls(code=code, stdin=stdin, timeout_s=timeout, session_id=session_id)
+
+
+@dataclass
+class ExecutionResult:
+    execution_id: str
+    status: str = "ok"  # ok | error | timeout | memory_limit | output_limit | killed
+    stdout: str = ""
+    stderr: str = ""
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    duration_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Collector:
+    """Turns the iopub messages of one execution into an ExecutionResult."""
+
+    def __init__(self, result: ExecutionResult, on_output: OutputCallback | None, max_bytes: int) -> None:
+        self.result = result
+        self.on_output = on_output
+        self.max_bytes = max_bytes
+        self.bytes = 0
+
+    async def add(self, msg: dict[str, Any]) -> None:
+        kind, content = msg["msg_type"], msg["content"]
+        result = self.result
+        if kind == "stream":
+            text = content["text"]
+            self.bytes += len(text)
+            if self.bytes > self.max_bytes:  # the in-sandbox cap failed; never hold unbounded output
+                result.status = "output_limit"
+                return
+            name = content["name"]
+            if name == "stdout":
+                result.stdout += text
+            else:
+                result.stderr += text
+            last = result.outputs[-1] if result.outputs else None
+            if last and last["output_type"] == "stream" and last["name"] == name:
+                last["text"] += text
+            else:
+                result.outputs.append({"output_type": "stream", "name": name, "text": text})
+            output: dict[str, Any] = {"output_type": "stream", "name": name, "text": text}
+        elif kind in ("display_data", "execute_result"):
+            output = {"output_type": kind, "data": content["data"], "metadata": content.get("metadata", {})}
+            if kind == "execute_result":
+                output["execution_count"] = content.get("execution_count")
+            result.outputs.append(output)
+        elif kind == "error":
+            output = {"output_type": "error", **{k: content[k] for k in ("ename", "evalue", "traceback")}}
+            result.outputs.append(output)
+            result.error = {k: content[k] for k in ("ename", "evalue", "traceback")}
+        else:
+            return
+        if self.on_output is not None:
+            maybe = self.on_output(output)
+            if maybe is not None:
+                await maybe
+
+
+class ExecutionService(LoggingConfigurable):
+    """Runs code in sandboxed kernels with a wall-time limit."""
+
+    kernel_manager = Instance(AsyncMultiKernelManager)
+    kernel_name = Unicode("python3-sandboxed", config=True, help="Kernelspec of the sandboxed kernel.")
+    default_timeout = Float(10.0, config=True, help="Wall time per execution when the request names none, s.")
+    max_timeout = Float(30.0, config=True, help="Largest wall time a request may ask for, s.")
+    interrupt_grace = Float(2.0, config=True, help="Time an interrupted execution has to stop before its kernel is killed, s.")
+    start_timeout = Float(60.0, config=True, help="Time a sandbox has to start and answer kernel_info, s.")
+    max_code_bytes = Integer(64 * 1024, config=True, help="Largest code accepted, bytes (UTF-8).")
+    max_stdin_bytes = Integer(1024 * 1024, config=True, help="Largest stdin accepted, bytes (UTF-8).")
+    max_output_bytes = Integer(4 * 1024 * 1024, config=True, help="Output kept per execution on the host side, bytes; the sandbox cuts at its own smaller limit first.")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._sessions: dict[tuple[str, str], str] = {}
+        self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def check(self, request: ExecutionRequest) -> float:
+        """Apply the service's limits to a request; return its timeout."""
+        if len(request.code.encode("utf-8", "surrogatepass")) > self.max_code_bytes:
+            raise RequestError(413, f"'code' is larger than {self.max_code_bytes} bytes")
+        if request.stdin is not None and len(request.stdin.encode("utf-8", "surrogatepass")) > self.max_stdin_bytes:
+            raise RequestError(413, f"'stdin' is larger than {self.max_stdin_bytes} bytes")
+        timeout = self.default_timeout if request.timeout_s is None else float(request.timeout_s)
+        if not 0 < timeout <= self.max_timeout:
+            raise RequestError(400, f"'timeout_s' must be greater than 0 and at most {self.max_timeout:g}")
+        return timeout
+
+    async def execute(
+        self, request: ExecutionRequest, owner: str = "", on_output: OutputCallback | None = None
+    ) -> ExecutionResult:
+        timeout = self.check(request)
+        if request.session_id is None:
+            kernel_id = await self._start_kernel()
+            try:
+                result, _ = await self._run(kernel_id, request, timeout, on_output)
+                return result
+            finally:
+                await self._shutdown(kernel_id)
+        key = (owner, request.session_id)
+        async with self._session_locks.setdefault(key, asyncio.Lock()):
+            kernel_id = self._sessions.get(key)
+            if kernel_id is None or kernel_id not in self.kernel_manager:
+                kernel_id = self._sessions[key] = await self._start_kernel()
+            result, state = await self._run(kernel_id, request, timeout, on_output)
+            if state == "dead":  # the session starts afresh next time
+                del self._sessions[key]
+                await self._shutdown(kernel_id)
+            elif state == "stuck":  # ignored the interrupt: kill it and start a new sandbox
+                await self.kernel_manager.restart_kernel(kernel_id, now=True)
+                self.kernel_manager.get_kernel(kernel_id).stop_restarter()
+            return result
+
+    async def end_session(self, owner: str, session_id: str) -> bool:
+        kernel_id = self._sessions.pop((owner, session_id), None)
+        if kernel_id is not None:
+            await self._shutdown(kernel_id)
+        return kernel_id is not None
+
+    async def shutdown(self) -> None:
+        """Shut down every session kernel (the server is stopping)."""
+        for key in list(self._sessions):
+            await self.end_session(*key)
+
+    async def _start_kernel(self) -> str:
+        km = self.kernel_manager
+        try:
+            kernel_id: str = await km.start_kernel(kernel_name=self.kernel_name)
+        except Exception as e:
+            self.log.error("Could not start a sandbox: %s", e)
+            raise SandboxUnavailableError(f"could not start a sandbox: {e}") from e
+        # Deaths are reported to the caller as results; no automatic restarts.
+        km.get_kernel(kernel_id).stop_restarter()
+        return kernel_id
+
+    async def _shutdown(self, kernel_id: str) -> None:
+        if kernel_id in self.kernel_manager:
+            await self.kernel_manager.shutdown_kernel(kernel_id, now=True)
+
+    async def _alive(self, kernel_id: str) -> bool:
+        return kernel_id in self.kernel_manager and bool(await self.kernel_manager.get_kernel(kernel_id).is_alive())
+
+    def _died_status(self, kernel_id: str) -> str:
+        provisioner = self.kernel_manager.get_kernel(kernel_id).provisioner
+        return "memory_limit" if getattr(provisioner, "oom_killed", False) else "killed"
+
+    async def _run(
+        self, kernel_id: str, request: ExecutionRequest, timeout: float, on_output: OutputCallback | None
+    ) -> tuple[ExecutionResult, str]:
+        """Run one execution; also say what became of the kernel: ok, stuck or dead."""
+        result = ExecutionResult(execution_id=uuid.uuid4().hex)
+        started = time.monotonic()
+        client = self.kernel_manager.get_kernel(kernel_id).client()
+        client.start_channels()
+        try:
+            try:
+                await client.wait_for_ready(timeout=self.start_timeout)
+            except RuntimeError as e:  # died or never answered while starting
+                if not await self._alive(kernel_id):
+                    result.status = self._died_status(kernel_id)
+                    return result, "dead"
+                raise SandboxUnavailableError(f"the sandbox did not become ready: {e}") from e
+            collector = _Collector(result, on_output, self.max_output_bytes)
+            state = await self._exchange(kernel_id, client, request, timeout, collector)
+        finally:
+            client.stop_channels()
+            result.duration_ms = round((time.monotonic() - started) * 1000, 3)
+        return result, state
+
+    async def _exchange(
+        self, kernel_id: str, client: Any, request: ExecutionRequest, timeout: float, collector: _Collector
+    ) -> str:
+        """Send the execute_request and follow iopub, stdin and shell until the kernel is idle."""
+        result = collector.result
+        stdin_lines = (request.stdin or "").splitlines()
+        msg_id = client.execute(request.code, allow_stdin=True, stop_on_error=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        reply: dict[str, Any] | None = None
+        idle = False
+        interrupted = False
+        readers = {
+            "iopub": client.get_iopub_msg,
+            "shell": client.get_shell_msg,
+            "stdin": client.get_stdin_msg,
+        }
+        pending: dict[str, asyncio.Task[Any]] = {}
+        try:
+            while reply is None or not idle:
+                for name, read in readers.items():
+                    if name not in pending:
+                        pending[name] = asyncio.ensure_future(read())
+                wait = min(0.25, max(deadline - loop.time(), 0.001))
+                done, _ = await asyncio.wait(pending.values(), timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                for name in [n for n, t in pending.items() if t in done]:
+                    msg = pending.pop(name).result()
+                    if msg["parent_header"].get("msg_id") != msg_id:
+                        continue  # stray output of an earlier cell or another client
+                    if name == "iopub":
+                        if msg["msg_type"] == "status":
+                            idle = msg["content"]["execution_state"] == "idle"
+                        else:
+                            await collector.add(msg)
+                    elif name == "shell" and msg["msg_type"] == "execute_reply":
+                        reply = msg
+                    elif name == "stdin" and msg["msg_type"] == "input_request":
+                        client.input(stdin_lines.pop(0) if stdin_lines else EOF_REPLY)
+                if done:
+                    continue
+                if not await self._alive(kernel_id):
+                    result.status = self._died_status(kernel_id)
+                    return "dead"
+                if loop.time() >= deadline:
+                    if interrupted:
+                        return "stuck"
+                    interrupted = True
+                    result.status = "timeout"
+                    await self.kernel_manager.interrupt_kernel(kernel_id)
+                    deadline = loop.time() + self.interrupt_grace
+        finally:
+            for task in pending.values():
+                task.cancel()
+        if interrupted:
+            return "ok"
+        assert reply is not None
+        metadata = reply["metadata"].get("coderemote", {})
+        if metadata.get("output_limit") or result.status == "output_limit":
+            result.status = "output_limit"
+        elif reply["content"]["status"] != "ok":
+            result.status = "error"
+            if result.error is None:
+                content = reply["content"]
+                result.error = {k: content.get(k, "") for k in ("ename", "evalue", "traceback")}
+        return "ok"

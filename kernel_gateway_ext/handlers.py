@@ -1,0 +1,81 @@
+"""REST handlers of the ``coderemote`` extension (see DESIGN.md, REST contract)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerJinjaMixin, ExtensionHandlerMixin
+from jupyter_server.base.handlers import JupyterHandler
+from tornado import web
+
+from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError, SandboxUnavailableError
+
+AUTH_RESOURCE = "coderemote"
+
+
+class CodeRemoteAPIHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
+    """Base of the JSON handlers; errors become ``{"message", "reason"}`` through APIHandler."""
+
+    auth_resource = AUTH_RESOURCE
+    max_body_bytes = 2 * 1024 * 1024
+
+    @property
+    def execution(self) -> ExecutionService:
+        return self.settings["coderemote_execution"]
+
+    def owner(self) -> str:
+        user = self.current_user
+        return getattr(user, "username", None) or str(user)
+
+    def json_body(self) -> Any:
+        if len(self.request.body) > self.max_body_bytes:
+            raise web.HTTPError(413, f"the request body is larger than {self.max_body_bytes} bytes")
+        try:
+            return json.loads(self.request.body or b"")
+        except ValueError as e:
+            raise web.HTTPError(400, f"the request body is not valid JSON: {e}") from e
+
+
+class ExecuteHandler(CodeRemoteAPIHandler):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        try:
+            request = ExecutionRequest.from_json(self.json_body())
+            result = await self.execution.execute(request, owner=self.owner())
+        except RequestError as e:
+            raise web.HTTPError(e.status, str(e)) from e
+        except SandboxUnavailableError as e:
+            self.set_header("Retry-After", "5")
+            raise web.HTTPError(503, str(e)) from e
+        self.finish(result.to_dict())
+
+
+class HealthHandler(CodeRemoteAPIHandler):
+    """Unauthenticated, for load balancers: 200 when sandboxes can start, else 503."""
+
+    async def get(self) -> None:
+        health = self.settings["coderemote_health"]()
+        self.set_status(200 if health["status"] == "ok" else 503)
+        self.finish(health)
+
+
+class PageHandler(ExtensionHandlerJinjaMixin, ExtensionHandlerMixin, JupyterHandler):  # type: ignore[misc]
+    """The editor page."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish(self.render_template("index.html", base_url=self.base_url))
+
+
+default_handlers = [
+    (r"/api/coderemote/execute", ExecuteHandler),
+    (r"/api/coderemote/health", HealthHandler),
+    (r"/coderemote/?", PageHandler),
+]
