@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinjaMixin
+from jupyter_server.serverapp import ServerApp
 from traitlets import Bool
+from traitlets.config import Config
 
 from kernel_gateway_ext.execution import ExecutionService
 from kernel_gateway_ext.handlers import default_handlers
@@ -29,20 +31,24 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
     static_paths = [str(HERE / "static")]
     template_paths = [str(HERE / "templates")]
 
-    # Embedded defaults of `jupyter coderemote`; a plain `jupyter server` with
-    # this extension keeps its own settings.
+    # Embedded defaults of `jupyter coderemote` (config files still override
+    # them); a plain `jupyter server` with this extension keeps its own settings.
     serverapp_config = {
-        "MappingKernelManager": {"default_kernel_name": "python3-sandboxed"},
-        "ServerApp": {
-            "kernel_websocket_connection_class": "kernel_gateway_ext.websocket.NoDelayWebsocketConnection",
-            "open_browser": False,
-            "allow_root": True,
-        },
+        "kernel_websocket_connection_class": "kernel_gateway_ext.websocket.NoDelayWebsocketConnection",
+        "open_browser": False,
+        "allow_root": True,
     }
+    kernel_manager_config = {"default_kernel_name": "python3-sandboxed"}
 
     build_runtime = Bool(
         True, config=True, help="Build the kernel runtime at start-up if it is missing (first run)."
     )
+
+    @classmethod
+    def make_serverapp(cls, **kwargs: Any) -> ServerApp:
+        serverapp = super().make_serverapp(**kwargs)
+        serverapp.update_config(Config({"MappingKernelManager": cls.kernel_manager_config}))
+        return serverapp
 
     def _provisioner(self) -> GVisorProvisioner:
         return GVisorProvisioner(config=self.config, parent=None)

@@ -145,6 +145,9 @@ class ExecutionService(LoggingConfigurable):
         super().__init__(**kwargs)
         self._sessions: dict[tuple[str, str], str] = {}
         self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # One connected client per kernel, kept while the kernel lives: a new
+        # client per request would pay the ZMQ connect and kernel_info again.
+        self._clients: dict[str, Any] = {}
 
     def check(self, request: ExecutionRequest) -> float:
         """Apply the service's limits to a request; return its timeout."""
@@ -178,6 +181,7 @@ class ExecutionService(LoggingConfigurable):
                 del self._sessions[key]
                 await self._shutdown(kernel_id)
             elif state == "stuck":  # ignored the interrupt: kill it and start a new sandbox
+                self._disconnect(kernel_id)
                 await self.kernel_manager.restart_kernel(kernel_id, now=True)
                 self.kernel_manager.get_kernel(kernel_id).stop_restarter()
             return result
@@ -204,7 +208,22 @@ class ExecutionService(LoggingConfigurable):
         km.get_kernel(kernel_id).stop_restarter()
         return kernel_id
 
+    async def _connect(self, kernel_id: str) -> Any:
+        client = self._clients.get(kernel_id)
+        if client is None:
+            client = self.kernel_manager.get_kernel(kernel_id).client()
+            client.start_channels()
+            self._clients[kernel_id] = client
+            await client.wait_for_ready(timeout=self.start_timeout)
+        return client
+
+    def _disconnect(self, kernel_id: str) -> None:
+        client = self._clients.pop(kernel_id, None)
+        if client is not None:
+            client.stop_channels()
+
     async def _shutdown(self, kernel_id: str) -> None:
+        self._disconnect(kernel_id)
         if kernel_id in self.kernel_manager:
             await self.kernel_manager.shutdown_kernel(kernel_id, now=True)
 
@@ -221,11 +240,9 @@ class ExecutionService(LoggingConfigurable):
         """Run one execution; also say what became of the kernel: ok, stuck or dead."""
         result = ExecutionResult(execution_id=uuid.uuid4().hex)
         started = time.monotonic()
-        client = self.kernel_manager.get_kernel(kernel_id).client()
-        client.start_channels()
         try:
             try:
-                await client.wait_for_ready(timeout=self.start_timeout)
+                client = await self._connect(kernel_id)
             except RuntimeError as e:  # died or never answered while starting
                 if not await self._alive(kernel_id):
                     result.status = self._died_status(kernel_id)
@@ -234,7 +251,6 @@ class ExecutionService(LoggingConfigurable):
             collector = _Collector(result, on_output, self.max_output_bytes)
             state = await self._exchange(kernel_id, client, request, timeout, collector)
         finally:
-            client.stop_channels()
             result.duration_ms = round((time.monotonic() - started) * 1000, 3)
         return result, state
 

@@ -1,0 +1,64 @@
+"""Shared fixtures. Every test here runs code in the real gVisor sandbox (runsc)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kernel_images import KERNELSPECS_DIR
+from provisioner import GVisorProvisioner
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if shutil.which("runsc") is None:
+        raise pytest.UsageError("runsc is required: apt-get install -y runsc (the tests never run code unsandboxed)")
+
+
+@pytest.fixture(autouse=True)
+def sandboxed_kernelspec(jp_data_dir: Path) -> None:
+    """pytest-jupyter isolates Jupyter's paths: put the kernelspec where it looks."""
+    shutil.copytree(KERNELSPECS_DIR / "python3-sandboxed", jp_data_dir / "kernels" / "python3-sandboxed")
+
+
+@pytest.fixture
+def jp_server_config() -> dict[str, Any]:
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {"kernel_gateway_ext": True},
+            "kernel_websocket_connection_class": "kernel_gateway_ext.websocket.NoDelayWebsocketConnection",
+        },
+        "MappingKernelManager": {"default_kernel_name": "python3-sandboxed"},
+        "CodeRemoteApp": {"build_runtime": False},
+    }
+
+
+Execute = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def execute(jp_fetch: Any) -> Execute:
+    """POST api/coderemote/execute and return the decoded result (status must be 200)."""
+
+    async def run(code: str, **fields: Any) -> dict[str, Any]:
+        response = await jp_fetch("api", "coderemote", "execute", method="POST", body=json.dumps({"code": code, **fields}))
+        assert response.code == 200
+        return json.loads(response.body)
+
+    return run
+
+
+def running_sandboxes() -> list[str]:
+    """Ids of sandboxes runsc knows about under the provisioner's state dir."""
+    state = GVisorProvisioner().state_dir
+    out = subprocess.run(
+        ["runsc", f"--root={state}/runsc", "list", "--quiet"], capture_output=True, text=True, check=False
+    ).stdout
+    return [line for line in out.split() if line.startswith("cr-")]
