@@ -6,14 +6,15 @@ import json
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerJinjaMixin, ExtensionHandlerMixin
-from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 
 from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError, SandboxUnavailableError
 
 AUTH_RESOURCE = "coderemote"
+SINGLE_USER = "local"
 
 
 class CodeRemoteAPIHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
@@ -27,8 +28,14 @@ class CodeRemoteAPIHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[m
         return self.settings["coderemote_execution"]
 
     def owner(self) -> str:
-        user = self.current_user
-        return getattr(user, "username", None) or str(user)
+        """Who owns the kernels and sessions of this request.
+
+        Jupyter's own token (or password) login is single-user: it makes up a
+        new anonymous name per cookie-less request, so all of it is one owner.
+        """
+        if type(self.identity_provider) in (IdentityProvider, PasswordIdentityProvider):
+            return SINGLE_USER
+        return str(self.current_user.username)
 
     def json_body(self) -> Any:
         if len(self.request.body) > self.max_body_bytes:
