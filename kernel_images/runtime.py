@@ -8,6 +8,7 @@ environment is visible in the sandbox; operators add packages with
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -92,14 +93,30 @@ def _finish(root: Path) -> None:
     _run(python, "-c", "import matplotlib.font_manager", env=env)
     # The runtime is read-only in the sandbox: compile everything now.
     _run(python, "-m", "compileall", "-q", "-j0", root / "lib")
-    info = {"host_paths": _base_interpreter_paths(python), "hidden_paths": _base_site_packages(python)}
+    info = {
+        "requirements": _requirements_digest(),
+        "host_paths": _base_interpreter_paths(python),
+        "hidden_paths": _base_site_packages(python),
+    }
     (root / MARKER).write_text(json.dumps(info, indent=1))
 
 
+def _requirements_digest() -> str:
+    return hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+
+
 def build(path: str | os.PathLike[str], *, python: str = sys.executable, force: bool = False) -> Runtime:
-    """Create the runtime venv and install the default requirements into it."""
+    """Create the runtime venv and install the default requirements into it.
+
+    An existing runtime is kept unless ``force`` is set or it was built from
+    other requirements than the current ``runtime-requirements.txt``.
+    """
     root = Path(path)
-    if (root / MARKER).exists() and not force:
+    try:
+        built_from = json.loads((root / MARKER).read_text()).get("requirements")
+    except (OSError, ValueError):
+        built_from = None
+    if built_from == _requirements_digest() and not force:
         return Runtime.load(root)
     # --copies: runsc resolves the symlinks of a process's argv[0], and a
     # symlinked interpreter would then not find its venv's pyvenv.cfg.
