@@ -14,7 +14,7 @@ from traitlets.config import Config
 
 from kernel_gateway_ext.execution import ExecutionService
 from kernel_gateway_ext.handlers import default_handlers
-from kernel_images.runtime import RuntimeMissingError, Runtime, build
+from kernel_images.runtime import Runtime, RuntimeMissingError, build
 from provisioner import GVisorProvisioner
 from provisioner.runsc import INSTALL_HINT
 
@@ -28,6 +28,7 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
     description = __doc__
     extension_url = "/coderemote/"
     load_other_extensions = True
+    classes = [ExecutionService, GVisorProvisioner]
     static_paths = [str(HERE / "static")]
     template_paths = [str(HERE / "templates")]
 
@@ -40,9 +41,7 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
     }
     kernel_manager_config = {"default_kernel_name": "python3-sandboxed"}
 
-    build_runtime = Bool(
-        True, config=True, help="Build the kernel runtime at start-up if it is missing (first run)."
-    )
+    build_runtime = Bool(True, config=True, help="Build the kernel runtime at start-up if it is missing (first run).")
 
     @classmethod
     def make_serverapp(cls, **kwargs: Any) -> ServerApp:
@@ -54,18 +53,21 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         return GVisorProvisioner(config=self.config, parent=None)
 
     def initialize_settings(self) -> None:
+        assert self.serverapp is not None
         provisioner = self._provisioner()
         if self.build_runtime:
             try:
                 Runtime.load(provisioner.runtime_dir)
             except RuntimeMissingError:
-                self.log.warning("Building the sandboxed kernel's runtime in %s (first run only)", provisioner.runtime_dir)
+                self.log.warning(
+                    "Building the sandboxed kernel's runtime in %s (first run only)", provisioner.runtime_dir
+                )
                 build(provisioner.runtime_dir)
         self._reap(provisioner)
-        execution = ExecutionService(parent=self, kernel_manager=self.serverapp.kernel_manager)
+        kernel_manager = self.serverapp.kernel_manager
         self.settings.update(
-            coderemote_execution=execution,
-            coderemote_health=lambda: health(provisioner, self.serverapp.kernel_manager),
+            coderemote_execution=ExecutionService(parent=self, kernel_manager=kernel_manager),
+            coderemote_health=lambda: health(provisioner, kernel_manager),
         )
 
     def _reap(self, provisioner: GVisorProvisioner) -> None:

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
@@ -44,9 +45,7 @@ def _print_output(output: dict[str, Any]) -> None:
             print(f"[{mime} output not shown in a terminal]", flush=True)
 
 
-async def run_file(path: str, timeout: float | None, stdin: str | None) -> int:
-    with open(path, encoding="utf-8") as f:
-        code = f.read()
+async def run_code(code: str, timeout: float | None, stdin: str | None) -> int:
     # Connection files go to Jupyter's runtime dir, never the caller's cwd.
     os.makedirs(jupyter_runtime_dir(), mode=0o700, exist_ok=True)
     service = ExecutionService(kernel_manager=AsyncMultiKernelManager(connection_dir=jupyter_runtime_dir()))
@@ -83,11 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "run":
-        stdin = None
-        if args.stdin:
-            with open(args.stdin, encoding="utf-8") as f:
-                stdin = f.read()
-        return asyncio.run(run_file(args.file, args.timeout, stdin))
+        try:
+            code = Path(args.file).read_text(encoding="utf-8")
+            stdin = Path(args.stdin).read_text(encoding="utf-8") if args.stdin else None
+        except (OSError, UnicodeDecodeError) as e:
+            parser.error(str(e))
+        return asyncio.run(run_code(code, args.timeout, stdin))
     if args.action == "build":
         print(runtime.build(args.path, force=args.force).path)
     else:

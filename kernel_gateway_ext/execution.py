@@ -131,15 +131,21 @@ class _Collector:
 class ExecutionService(LoggingConfigurable):
     """Runs code in sandboxed kernels with a wall-time limit."""
 
-    kernel_manager = Instance(AsyncMultiKernelManager)
+    kernel_manager = Instance(AsyncMultiKernelManager, help="Starts and stops the kernels.")
     kernel_name = Unicode("python3-sandboxed", config=True, help="Kernelspec of the sandboxed kernel.")
     default_timeout = Float(10.0, config=True, help="Wall time per execution when the request names none, s.")
     max_timeout = Float(30.0, config=True, help="Largest wall time a request may ask for, s.")
-    interrupt_grace = Float(2.0, config=True, help="Time an interrupted execution has to stop before its kernel is killed, s.")
+    interrupt_grace = Float(
+        2.0, config=True, help="Time an interrupted execution has to stop before its kernel is killed, s."
+    )
     start_timeout = Float(60.0, config=True, help="Time a sandbox has to start and answer kernel_info, s.")
     max_code_bytes = Integer(64 * 1024, config=True, help="Largest code accepted, bytes (UTF-8).")
     max_stdin_bytes = Integer(1024 * 1024, config=True, help="Largest stdin accepted, bytes (UTF-8).")
-    max_output_bytes = Integer(4 * 1024 * 1024, config=True, help="Output kept per execution on the host side, bytes; the sandbox cuts at its own smaller limit first.")
+    max_output_bytes = Integer(
+        4 * 1024 * 1024,
+        config=True,
+        help="Output kept per execution on the host side, bytes; the sandbox cuts at its own smaller limit first.",
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -148,6 +154,11 @@ class ExecutionService(LoggingConfigurable):
         # One connected client per kernel, kept while the kernel lives: a new
         # client per request would pay the ZMQ connect and kernel_info again.
         self._clients: dict[str, Any] = {}
+
+    @property
+    def _km(self) -> Any:
+        # jupyter_client types its async managers with their synchronous signatures.
+        return self.kernel_manager
 
     def check(self, request: ExecutionRequest) -> float:
         """Apply the service's limits to a request; return its timeout."""
@@ -173,17 +184,17 @@ class ExecutionService(LoggingConfigurable):
                 await self._shutdown(kernel_id)
         key = (owner, request.session_id)
         async with self._session_locks.setdefault(key, asyncio.Lock()):
-            kernel_id = self._sessions.get(key)
-            if kernel_id is None or kernel_id not in self.kernel_manager:
-                kernel_id = self._sessions[key] = await self._start_kernel()
-            result, state = await self._run(kernel_id, request, timeout, on_output)
+            session_kernel = self._sessions.get(key)
+            if session_kernel is None or session_kernel not in self._km:
+                session_kernel = self._sessions[key] = await self._start_kernel()
+            result, state = await self._run(session_kernel, request, timeout, on_output)
             if state == "dead":  # the session starts afresh next time
                 del self._sessions[key]
-                await self._shutdown(kernel_id)
+                await self._shutdown(session_kernel)
             elif state == "stuck":  # ignored the interrupt: kill it and start a new sandbox
-                self._disconnect(kernel_id)
-                await self.kernel_manager.restart_kernel(kernel_id, now=True)
-                self.kernel_manager.get_kernel(kernel_id).stop_restarter()
+                self._disconnect(session_kernel)
+                await self._km.restart_kernel(session_kernel, now=True)
+                self._km.get_kernel(session_kernel).stop_restarter()
             return result
 
     async def end_session(self, owner: str, session_id: str) -> bool:
@@ -198,7 +209,7 @@ class ExecutionService(LoggingConfigurable):
             await self.end_session(*key)
 
     async def _start_kernel(self) -> str:
-        km = self.kernel_manager
+        km = self._km
         try:
             kernel_id: str = await km.start_kernel(kernel_name=self.kernel_name)
         except Exception as e:
@@ -211,7 +222,7 @@ class ExecutionService(LoggingConfigurable):
     async def _connect(self, kernel_id: str) -> Any:
         client = self._clients.get(kernel_id)
         if client is None:
-            client = self.kernel_manager.get_kernel(kernel_id).client()
+            client = self._km.get_kernel(kernel_id).client()
             client.start_channels()
             self._clients[kernel_id] = client
             await client.wait_for_ready(timeout=self.start_timeout)
@@ -224,14 +235,14 @@ class ExecutionService(LoggingConfigurable):
 
     async def _shutdown(self, kernel_id: str) -> None:
         self._disconnect(kernel_id)
-        if kernel_id in self.kernel_manager:
-            await self.kernel_manager.shutdown_kernel(kernel_id, now=True)
+        if kernel_id in self._km:
+            await self._km.shutdown_kernel(kernel_id, now=True)
 
     async def _alive(self, kernel_id: str) -> bool:
-        return kernel_id in self.kernel_manager and bool(await self.kernel_manager.get_kernel(kernel_id).is_alive())
+        return kernel_id in self._km and bool(await self._km.get_kernel(kernel_id).is_alive())
 
     def _died_status(self, kernel_id: str) -> str:
-        provisioner = self.kernel_manager.get_kernel(kernel_id).provisioner
+        provisioner = self._km.get_kernel(kernel_id).provisioner
         return "memory_limit" if getattr(provisioner, "oom_killed", False) else "killed"
 
     async def _run(
@@ -302,7 +313,7 @@ class ExecutionService(LoggingConfigurable):
                         return "stuck"
                     interrupted = True
                     result.status = "timeout"
-                    await self.kernel_manager.interrupt_kernel(kernel_id)
+                    await self._km.interrupt_kernel(kernel_id)
                     deadline = loop.time() + self.interrupt_grace
         finally:
             for task in pending.values():

@@ -17,6 +17,6 @@ from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebso
 class NoDelayWebsocketConnection(ZMQChannelsWebsocketConnection):  # type: ignore[misc]
     """ZMQChannelsWebsocketConnection that sends every frame at once."""
 
-    def connect(self) -> asyncio.Future[Any] | None:
+    def connect(self) -> asyncio.Future[Any] | None:  # type: ignore[override]
         self.websocket_handler.set_nodelay(True)
         return super().connect()

@@ -138,9 +138,9 @@ def prepare_rootfs(rootfs: Path, spec: SandboxSpec) -> None:
     for name in ("dev", "sys"):
         (rootfs / name).mkdir(exist_ok=True)
     # Debian's merged /usr: the loader is found through /lib64.
-    for link, target in (("lib", "usr/lib"), ("lib64", "usr/lib64")):
-        if not (rootfs / link).is_symlink():
-            (rootfs / link).symlink_to(target)
+    for name, points_to in (("lib", "usr/lib"), ("lib64", "usr/lib64")):
+        if not (rootfs / name).is_symlink():
+            (rootfs / name).symlink_to(points_to)
 
 
 def write_bundle(bundle_dir: Path, rootfs: Path, spec: SandboxSpec) -> None:

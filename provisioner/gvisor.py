@@ -23,13 +23,15 @@ from kernel_images.runtime import Runtime, default_runtime_dir
 from provisioner import reaper
 from provisioner.bundle import (
     CONNECTION_DIR,
-    SANDBOX_PACKAGE_DIR as SANDBOX_PACKAGE_MOUNT,
     SYSTEM_LIBRARY_DIRS,
     WORK_DIR,
     Limits,
     SandboxSpec,
     prepare_rootfs,
     write_bundle,
+)
+from provisioner.bundle import (
+    SANDBOX_PACKAGE_DIR as SANDBOX_PACKAGE_MOUNT,
 )
 from provisioner.cgroup import MemoryCgroup
 from provisioner.runsc import Runsc
@@ -55,12 +57,17 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
     file_size_limit = Integer(32 * MiB, config=True, help="Largest file a process may write (RLIMIT_FSIZE).")
     output_limit = Integer(MiB, config=True, help="stdout+stderr bytes per execution before output is cut.")
     blocked_modules = List(
-        Unicode(), default_value=None, allow_none=True, config=True,
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        config=True,
         help="Modules the user's code may not import; None keeps the launcher's default list.",
     )
     sandbox_uid = Integer(1000, config=True, help="Non-root uid (and gid) the kernel runs as.")
     env_allowlist = List(
-        Unicode(), ["LANG", "LC_ALL", "LC_CTYPE", "TZ"], config=True,
+        Unicode(),
+        ["LANG", "LC_ALL", "LC_CTYPE", "TZ"],
+        config=True,
         help="Variables copied from the server's environment into the sandbox; nothing else is.",
     )
     extra_env = Dict(
@@ -77,6 +84,15 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
     @default("runtime_dir")
     def _runtime_dir_default(self) -> str:
         return default_runtime_dir()
+
+    @property
+    def _km(self) -> Any:
+        return self.parent
+
+    @property
+    def _cid(self) -> str:
+        assert self.container_id is not None, "the sandbox has not been prepared"
+        return self.container_id
 
     @property
     def kernel_dir(self) -> Path:
@@ -114,7 +130,7 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
         self.connection_dir.chmod(0o700)
         reaper.write_owner(self.kernel_dir)
 
-        km = self.parent
+        km: Any = self.parent
         km.transport = "ipc"
         km.ip = str(self.connection_dir / "kernel")
         km.cache_ports = False
@@ -146,7 +162,7 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
         """The kernelspec's argv as the sandbox sees it: the runtime's interpreter
         (jupyter_client turns "python" into the server's own) and the sandbox's
         copy of the connection file."""
-        host_connection_file = os.path.abspath(self.parent.connection_file)
+        host_connection_file = os.path.abspath(self._km.connection_file)
         interpreter = str(self._runtime.python) if cmd[0] in ("python", sys.executable) else cmd[0]
         return [interpreter] + [
             f"{CONNECTION_DIR}/connection.json" if os.path.abspath(arg) == host_connection_file else arg
@@ -154,7 +170,7 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
         ]
 
     def _write_sandbox_connection_file(self) -> None:
-        info = dict(self.parent.get_connection_info())
+        info = dict(self._km.get_connection_info())
         info["key"] = info["key"].decode() if isinstance(info["key"], bytes) else info["key"]
         info["ip"] = f"{CONNECTION_DIR}/kernel"
         info.pop("curve_secretkey", None)
@@ -174,8 +190,9 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
     def _launch(self, cmd: list[str], launch_env: dict[str, str]) -> KernelConnectionInfo:
         runsc = self._runsc()
         self._write_sandbox_connection_file()
-        read_only = [p for p in (*SYSTEM_LIBRARY_DIRS, str(self._runtime.path), *self._runtime.host_paths)
-                     if os.path.exists(p)]
+        read_only = [
+            p for p in (*SYSTEM_LIBRARY_DIRS, str(self._runtime.path), *self._runtime.host_paths) if os.path.exists(p)
+        ]
         spec = SandboxSpec(
             args=self._sandbox_args(cmd),
             env=self._sandbox_env(launch_env),
@@ -199,7 +216,7 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
         write_bundle(self.kernel_dir, rootfs, spec)
         self._cgroup.create(self.memory_limit)
         with open(self.kernel_dir / "runsc.log", "wb") as log:
-            self.process = runsc.start(self.container_id, self.kernel_dir, log)
+            self.process = runsc.start(self._cid, self.kernel_dir, log)
         self.pid = self.process.pid
         self.log.info("Started sandbox %s for kernel %s", self.container_id, self.kernel_id)
         return self.connection_info
@@ -210,7 +227,7 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
         # Signals go to the sandbox's init (the kernel) through runsc: signalling
         # the `runsc run` process itself could leave the sandbox running.
         code, out = await self._runsc().kill(
-            self.container_id, signum, all_processes=signum in (signal.SIGKILL, signal.SIGTERM)
+            self._cid, signum, all_processes=signum in (signal.SIGKILL, signal.SIGTERM)
         )
         if code != 0 and self.process.poll() is None:
             self.log.warning("runsc kill %s %s failed: %s", self.container_id, signum, out.strip())

@@ -48,17 +48,31 @@ def execute(jp_fetch: Any) -> Execute:
     """POST api/coderemote/execute and return the decoded result (status must be 200)."""
 
     async def run(code: str, **fields: Any) -> dict[str, Any]:
-        response = await jp_fetch("api", "coderemote", "execute", method="POST", body=json.dumps({"code": code, **fields}))
+        response = await jp_fetch(
+            "api", "coderemote", "execute", method="POST", body=json.dumps({"code": code, **fields})
+        )
         assert response.code == 200
         return json.loads(response.body)
 
     return run
 
 
-def running_sandboxes() -> list[str]:
-    """Ids of sandboxes runsc knows about under the provisioner's state dir."""
-    state = GVisorProvisioner().state_dir
+def running_sandboxes(owner_pid: int | None = None) -> list[str]:
+    """Ids of sandboxes runsc knows about under the provisioner's state dir;
+    with ``owner_pid``, only those started by that process (other test runs
+    or servers on the machine may have their own)."""
+    state = Path(GVisorProvisioner().state_dir)
     out = subprocess.run(
         ["runsc", f"--root={state}/runsc", "list", "--quiet"], capture_output=True, text=True, check=False
     ).stdout
-    return [line for line in out.split() if line.startswith("cr-")]
+    ids = [line for line in out.split() if line.startswith("cr-")]
+    if owner_pid is None:
+        return ids
+    return [c for c in ids if _owner_pid(state / "kernels" / c) == owner_pid]
+
+
+def _owner_pid(kernel_dir: Path) -> int | None:
+    try:
+        return int(json.loads((kernel_dir / "owner.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return None

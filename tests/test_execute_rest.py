@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from typing import Any
 
 import pytest
@@ -151,6 +152,6 @@ async def test_bad_input(jp_fetch: Any, body: bytes, status: int, fragment: str)
     assert fragment in error["message"]
 
 
-async def test_no_sandbox_left_after_requests(execute: Execute, jp_serverapp: Any) -> None:
+async def test_no_sandbox_left_after_requests(execute: Execute) -> None:
     await execute("print(1)")
-    assert running_sandboxes() == []
+    assert running_sandboxes(owner_pid=os.getpid()) == []

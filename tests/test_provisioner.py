@@ -24,7 +24,9 @@ from tests.conftest import running_sandboxes
 async def run(kc: Any, code: str, timeout: float = 30) -> tuple[str, str]:
     """Execute code; return (stdout, reply status)."""
     reply = await kc.execute_interactive(code, timeout=timeout, output_hook=lambda m: outputs.append(m))
-    return "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream"), reply["content"]["status"]
+    return "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream"), reply["content"][
+        "status"
+    ]
 
 
 outputs: list[dict[str, Any]] = []
@@ -106,8 +108,10 @@ async def test_crash_inside_is_seen_and_cleaned_up() -> None:
 async def test_kill_from_outside() -> None:
     async with sandboxed_kernel() as (km, _):
         provisioner = km.provisioner
-        subprocess.run(
-            ["runsc", f"--root={provisioner.state_dir}/runsc", "kill", provisioner.container_id, "KILL"], check=True
+        await asyncio.to_thread(
+            subprocess.run,
+            ["runsc", f"--root={provisioner.state_dir}/runsc", "kill", provisioner.container_id, "KILL"],
+            check=True,
         )
         for _ in range(100):
             if not await km.is_alive():
@@ -147,9 +151,25 @@ async def test_environment_is_an_allow_list() -> None:
         assert not {n for n in names if any(w in n for w in ("KEY", "TOKEN", "SECRET", "DATABASE", "PASSWORD"))}
         assert "JPY_PARENT_PID" not in names and "JUPYTER_RUNTIME_DIR" not in names
         assert names <= {
-            "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE",
-            "MPLCONFIGDIR", "MPLBACKEND", "IPYTHONDIR", "CODEREMOTE_OUTPUT_LIMIT", "CODEREMOTE_BLOCKED_MODULES",
+            "PATH",
+            "HOME",
+            "LANG",
+            "LC_ALL",
+            "LC_CTYPE",
+            "TZ",
+            "PYTHONPATH",
+            "PYTHONDONTWRITEBYTECODE",
+            "MPLCONFIGDIR",
+            "MPLBACKEND",
+            "IPYTHONDIR",
+            "CODEREMOTE_OUTPUT_LIMIT",
+            "CODEREMOTE_BLOCKED_MODULES",
             # set by ipykernel itself inside the sandbox
-            "CLICOLOR", "CLICOLOR_FORCE", "FORCE_COLOR", "GIT_PAGER", "PAGER", "TERM", "PYDEVD_USE_FRAME_EVAL",
+            "CLICOLOR",
+            "CLICOLOR_FORCE",
+            "FORCE_COLOR",
+            "GIT_PAGER",
+            "PAGER",
+            "TERM",
+            "PYDEVD_USE_FRAME_EVAL",
         }
-

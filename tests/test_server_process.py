@@ -40,7 +40,10 @@ class Server:
         env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
         self.proc = subprocess.Popen(
             ["jupyter", "coderemote", f"--port={self.port}", f"--IdentityProvider.token={TOKEN}"],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
         )
         deadline = time.monotonic() + 60
         while True:
@@ -49,13 +52,15 @@ class Server:
                 return
             except (urllib.error.URLError, ConnectionError):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {(tmp_path / f'server-{self.port}.log').read_text()}")
+                    log = (tmp_path / f"server-{self.port}.log").read_text()
+                    raise RuntimeError(f"server did not start: {log}") from None
                 time.sleep(0.2)
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Authorization": f"token {TOKEN}"})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Authorization": f"token {TOKEN}"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=90) as response:
                 return response.status, json.loads(response.read() or b"null")
@@ -87,7 +92,9 @@ def test_jupyter_coderemote_serves_page_and_api(server: Server) -> None:
     assert (status, result["status"], result["stdout"]) == (200, "ok", "45\n")
     status, specs = server.request("GET", "api/kernelspecs")
     assert specs["default"] == "python3-sandboxed"
-    with urllib.request.urlopen(urllib.request.Request(server.url + "coderemote/", headers={"Authorization": f"token {TOKEN}"})) as page:
+    with urllib.request.urlopen(
+        urllib.request.Request(server.url + "coderemote/", headers={"Authorization": f"token {TOKEN}"})
+    ) as page:
         assert b"Code Remote" in page.read()
 
 
@@ -95,8 +102,7 @@ def test_killed_server_leaves_sandboxes_that_the_next_start_reaps(tmp_path: Path
     first = Server(tmp_path)
     status, result = first.request("POST", "api/coderemote/execute", {"code": "x = 1", "session_id": "keep"})
     assert (status, result["status"]) == (200, "ok")
-    orphans = [c for c in running_sandboxes() if (Path(GVisorProvisioner().state_dir) / "kernels" / c / "owner.json").exists()
-               and json.loads((Path(GVisorProvisioner().state_dir) / "kernels" / c / "owner.json").read_text())["pid"] == first.proc.pid]
+    orphans = running_sandboxes(owner_pid=first.proc.pid)
     assert len(orphans) == 1
     first.stop(signal.SIGKILL)  # no chance to clean up
     assert orphans[0] in running_sandboxes()
@@ -115,8 +121,13 @@ def test_killed_server_leaves_sandboxes_that_the_next_start_reaps(tmp_path: Path
 def run_cli(tmp_path: Path, code: str, *args: str) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "prog.py"
     path.write_text(code)
-    return subprocess.run([sys.executable, "-m", "kernel_gateway_ext.cli", "run", str(path), *args],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", "kernel_gateway_ext.cli", "run", str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
 
 
 def test_cli_run_exit_codes(tmp_path: Path) -> None:
@@ -135,8 +146,12 @@ def test_cli_run_exit_codes(tmp_path: Path) -> None:
 def test_cli_streams_output_as_it_comes(tmp_path: Path) -> None:
     path = tmp_path / "slow.py"
     path.write_text("import time\nprint('first', flush=True)\ntime.sleep(3)\nprint('last')")
-    proc = subprocess.Popen([sys.executable, "-m", "kernel_gateway_ext.cli", "run", str(path)],
-                            stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kernel_gateway_ext.cli", "run", str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.stdout is not None
     first = proc.stdout.readline()
     seen_first = time.monotonic()

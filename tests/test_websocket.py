@@ -12,8 +12,17 @@ from jupyter_client.session import Session
 
 
 def execute_request(session: Session, code: str) -> tuple[str, str]:
-    msg = session.msg("execute_request", {"code": code, "silent": False, "store_history": False,
-                                          "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+    msg = session.msg(
+        "execute_request",
+        {
+            "code": code,
+            "silent": False,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        },
+    )
     msg["channel"] = "shell"
     return msg["header"]["msg_id"], json.dumps(msg, default=json_default)
 
@@ -24,7 +33,8 @@ async def test_stream_arrives_before_the_cell_ends(jp_fetch: Any, jp_ws_fetch: A
     assert kernel["name"] == "python3-sandboxed"
     ws = await jp_ws_fetch("api", "kernels", kernel["id"], "channels")
     try:
-        msg_id, frame = execute_request(Session(), "import time\nfor i in range(4):\n    print(i, flush=True)\n    time.sleep(0.5)")
+        code = "import time\nfor i in range(4):\n    print(i, flush=True)\n    time.sleep(0.5)"
+        msg_id, frame = execute_request(Session(), code)
         sent = time.monotonic()
         await ws.write_message(frame)
         arrivals: list[tuple[float, str]] = []
@@ -43,4 +53,3 @@ async def test_stream_arrives_before_the_cell_ends(jp_fetch: Any, jp_ws_fetch: A
     finally:
         ws.close()
         await jp_fetch("api", "kernels", kernel["id"], method="DELETE")
-

@@ -135,19 +135,21 @@ class LocalKernels:
         km = AsyncKernelManager(
             kernel_name=kernel_name, connection_file=str(self.connection_dir / f"kernel-{uuid.uuid4().hex}.json")
         )
-        client = km.client()
-        self.open.append((km, client))
+        self.open.append((km, None))
         started = time.perf_counter()
         await km.start_kernel()
         if kernel_name == SANDBOXED:
             self.sandbox_ids.add(f"cr-{km.kernel_id}")
+        client = km.client()  # after the start: it copies the kernel's connection info
+        self.open[-1] = (km, client)
         client.start_channels()
         await client.wait_for_ready(timeout=START_TIMEOUT)
         return km, client, time.perf_counter() - started
 
     async def stop(self, km: AsyncKernelManager, client: Any) -> None:
         self.open = [(k, c) for k, c in self.open if k is not km]
-        client.stop_channels()
+        if client is not None:
+            client.stop_channels()
         if km.has_kernel:
             await km.shutdown_kernel(now=True)
 
@@ -190,8 +192,11 @@ async def measure_cold_starts(kernels: LocalKernels, n: int, results: Results) -
             km, client, elapsed = await kernels.start(name)
             samples[name].append(elapsed)
             await kernels.stop(km, client)
-        print(f"    start {i + 1}/{n}: sandboxed {samples[SANDBOXED][-1] * 1000:.0f} ms, "
-              f"python3 {samples[PLAIN][-1] * 1000:.0f} ms", flush=True)
+        print(
+            f"    start {i + 1}/{n}: sandboxed {samples[SANDBOXED][-1] * 1000:.0f} ms, "
+            f"python3 {samples[PLAIN][-1] * 1000:.0f} ms",
+            flush=True,
+        )
     results.add("cold_start.sandboxed", samples[SANDBOXED])
     results.add("cold_start.python3", samples[PLAIN])
 
@@ -328,7 +333,8 @@ def stock_server(workdir: Path) -> Server:
     return Server(
         "stock",
         [
-            "jupyter", "server",
+            "jupyter",
+            "server",
             "--ServerApp.allow_root=True",
             # Our package enables the extension in jupyter_server_config.d; an
             # empty dict would not override that, an explicit False does.
@@ -369,8 +375,9 @@ def post_execute(conn: http.client.HTTPConnection, server: Server, session_id: s
 
 def measure_http_execute(server: Server, runs: int, fresh_runs: int, results: Results) -> None:
     session_id = f"bench-{uuid.uuid4().hex[:12]}"
-    print(f"[3] POST api/coderemote/execute, session {session_id}: 1 warm-up + {runs} runs on one connection",
-          flush=True)
+    print(
+        f"[3] POST api/coderemote/execute, session {session_id}: 1 warm-up + {runs} runs on one connection", flush=True
+    )
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=START_TIMEOUT)
     try:
         post_execute(conn, server, session_id)  # starts the session's sandbox
@@ -429,8 +436,12 @@ class KernelSocket:
     def first_output(self) -> float:
         """Seconds from sending print(1) to its first stream message; then wait for idle."""
         content = {
-            "code": CODE, "silent": False, "store_history": False,
-            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True,
+            "code": CODE,
+            "silent": False,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
         }
         msg_id, message = jupyter_message("execute_request", content, self.session)
         started = time.perf_counter()
@@ -439,9 +450,7 @@ class KernelSocket:
         elapsed = time.perf_counter() - started
         if stream["content"]["text"] != EXPECTED_STDOUT:
             raise RuntimeError(f"{self.label}: unexpected output {stream['content']}")
-        self._receive_until(
-            msg_id, lambda m: m["msg_type"] == "status" and m["content"]["execution_state"] == "idle"
-        )
+        self._receive_until(msg_id, lambda m: m["msg_type"] == "status" and m["content"]["execution_state"] == "idle")
         return elapsed
 
     def close(self) -> None:
@@ -475,8 +484,10 @@ def measure_websockets(ours: Server, stock: Server, runs: int, results: Results)
 def measure_servers(args: argparse.Namespace, results: Results, workdir: Path, servers: list[Server]) -> None:
     ours, stock = coderemote_server(workdir), stock_server(workdir)
     servers += [ours, stock]
-    print(f"    starting `jupyter coderemote` on port {ours.port} and stock `jupyter server` on port {stock.port}",
-          flush=True)
+    print(
+        f"    starting `jupyter coderemote` on port {ours.port} and stock `jupyter server` on port {stock.port}",
+        flush=True,
+    )
     ours.start()
     stock.start()
     check_stock(stock)
@@ -497,7 +508,9 @@ def sandbox_owner(state_dir: Path, container_id: str) -> int | None:
 def list_sandboxes(provisioner: GVisorProvisioner) -> set[str]:
     out = subprocess.run(
         [provisioner.runsc_path, "--root", f"{provisioner.state_dir}/runsc", "list", "--quiet"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
     return {line for line in out.split() if line.startswith("cr-")}
 
@@ -517,8 +530,11 @@ def check_sandboxes(known: set[str], pids: set[int], results: Results) -> None:
         return
     results.notes.append(f"sandboxes of this run were left running and were destroyed: {sorted(ours)}")
     for cid in sorted(ours):
-        subprocess.run([provisioner.runsc_path, "--root", f"{state_dir}/runsc", "delete", "--force", cid],
-                       capture_output=True, check=False)
+        subprocess.run(
+            [provisioner.runsc_path, "--root", f"{state_dir}/runsc", "delete", "--force", cid],
+            capture_output=True,
+            check=False,
+        )
 
 
 # --------------------------------------------------------------------------- report
@@ -527,15 +543,17 @@ def check_sandboxes(known: set[str], pids: set[int], results: Results) -> None:
 def build_table(results: Results) -> None:
     results.compare("1 cold start -> kernel_info", "cold_start.sandboxed", "cold_start.python3", tail="p90")
     results.compare("2 print(1) jupyter_client, to idle", "client_round_trip.sandboxed", "client_round_trip.python3")
-    results.compare("2 print(1) jupyter_client, first output", "client_first_output.sandboxed",
-                    "client_first_output.python3")
+    results.compare(
+        "2 print(1) jupyter_client, first output", "client_first_output.sandboxed", "client_first_output.python3"
+    )
     results.compare("3 POST execute (session)", "http_execute_session.sandboxed", "client_round_trip.python3")
-    results.compare("3 POST execute (no session), info", "http_execute_fresh.sandboxed", "cold_start.sandboxed",
-                    tail="max")
-    results.compare("4 ws first output, ours/sandboxed", "ws_first_output.ours.sandboxed",
-                    "ws_first_output.stock.python3")
-    results.compare("4 ws first output, ours/python3", "ws_first_output.ours.python3",
-                    "ws_first_output.stock.python3")
+    results.compare(
+        "3 POST execute (no session), info", "http_execute_fresh.sandboxed", "cold_start.sandboxed", tail="max"
+    )
+    results.compare(
+        "4 ws first output, ours/sandboxed", "ws_first_output.ours.sandboxed", "ws_first_output.stock.python3"
+    )
+    results.compare("4 ws first output, ours/python3", "ws_first_output.ours.python3", "ws_first_output.stock.python3")
     results.compare("4 ws sandbox cost (ours)", "ws_first_output.ours.sandboxed", "ws_first_output.ours.python3")
 
 
@@ -551,8 +569,10 @@ def print_report(results: Results) -> None:
     http_ratio = results.ratio("http_execute_session.sandboxed", "client_round_trip.python3")
     if http_ratio is not None:
         verdict = "met" if http_ratio <= HTTP_TARGET_RATIO else "NOT met"
-        print(f"\nPOST execute (session) p50 is {http_ratio:.2f}x the unsandboxed jupyter_client round trip "
-              f"(target <= {HTTP_TARGET_RATIO:g}x): {verdict}")
+        print(
+            f"\nPOST execute (session) p50 is {http_ratio:.2f}x the unsandboxed jupyter_client round trip "
+            f"(target <= {HTTP_TARGET_RATIO:g}x): {verdict}"
+        )
     ws_ratio = results.ratio("ws_first_output.ours.python3", "ws_first_output.stock.python3")
     if ws_ratio is not None:
         verdict = "faster" if ws_ratio < 1 else "NOT faster"
@@ -568,11 +588,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"small counts ({QUICK_COUNTS})")
     parser.add_argument("--starts", type=int, help=f"cold starts of each kernel (default {FULL_COUNTS['starts']})")
-    parser.add_argument("--runs", type=int, help=f"jupyter_client print(1) runs per kernel (default {FULL_COUNTS['runs']})")
-    parser.add_argument("--http-runs", type=int, help=f"POST execute runs with a session (default {FULL_COUNTS['http_runs']})")
+    parser.add_argument(
+        "--runs", type=int, help=f"jupyter_client print(1) runs per kernel (default {FULL_COUNTS['runs']})"
+    )
+    parser.add_argument(
+        "--http-runs", type=int, help=f"POST execute runs with a session (default {FULL_COUNTS['http_runs']})"
+    )
     parser.add_argument("--ws-runs", type=int, help=f"websocket runs per kernel (default {FULL_COUNTS['ws_runs']})")
-    parser.add_argument("--fresh-runs", type=int,
-                        help=f"POST execute runs without a session (default {FULL_COUNTS['fresh_runs']})")
+    parser.add_argument(
+        "--fresh-runs", type=int, help=f"POST execute runs without a session (default {FULL_COUNTS['fresh_runs']})"
+    )
     args = parser.parse_args(argv)
     defaults = QUICK_COUNTS if args.quick else FULL_COUNTS
     for name, value in defaults.items():
@@ -619,11 +644,14 @@ def main(argv: list[str] | None = None) -> int:
                     "cold_start": results.ratio("cold_start.sandboxed", "cold_start.python3"),
                     "client_round_trip": results.ratio("client_round_trip.sandboxed", "client_round_trip.python3"),
                     "http_execute_vs_client_python3": results.ratio(
-                        "http_execute_session.sandboxed", "client_round_trip.python3"),
+                        "http_execute_session.sandboxed", "client_round_trip.python3"
+                    ),
                     "ws_ours_sandboxed_vs_stock": results.ratio(
-                        "ws_first_output.ours.sandboxed", "ws_first_output.stock.python3"),
+                        "ws_first_output.ours.sandboxed", "ws_first_output.stock.python3"
+                    ),
                     "ws_ours_python3_vs_stock": results.ratio(
-                        "ws_first_output.ours.python3", "ws_first_output.stock.python3"),
+                        "ws_first_output.ours.python3", "ws_first_output.stock.python3"
+                    ),
                     "ws_sandbox_cost": results.ratio("ws_first_output.ours.sandboxed", "ws_first_output.ours.python3"),
                 },
                 "notes": results.notes,

@@ -103,7 +103,9 @@ def install(blocked: Iterable[str], trusted_prefixes: Iterable[str]) -> ImportGu
     original_import = builtins.__import__
     original_import_module = importlib.import_module
 
-    def guarded_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> ModuleType:
+    def guarded_import(
+        name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+    ) -> ModuleType:
         if level == 0:
             guard.check(name, sys._getframe(1))
             for item in fromlist or ():
