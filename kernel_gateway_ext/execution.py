@@ -241,6 +241,11 @@ class ExecutionService(LoggingConfigurable):
     async def _alive(self, kernel_id: str) -> bool:
         return kernel_id in self._km and bool(await self._km.get_kernel(kernel_id).is_alive())
 
+    def _log_tail(self, kernel_id: str) -> str:
+        log_tail = getattr(self._km.get_kernel(kernel_id).provisioner, "log_tail", None)
+        tail = log_tail() if log_tail else ""
+        return f"; its last words: {tail}" if tail else ""
+
     def _died_status(self, kernel_id: str) -> str:
         provisioner = self._km.get_kernel(kernel_id).provisioner
         return "memory_limit" if getattr(provisioner, "oom_killed", False) else "killed"
@@ -255,10 +260,10 @@ class ExecutionService(LoggingConfigurable):
             try:
                 client = await self._connect(kernel_id)
             except RuntimeError as e:  # died or never answered while starting
-                if not await self._alive(kernel_id):
-                    result.status = self._died_status(kernel_id)
-                    return result, "dead"
-                raise SandboxUnavailableError(f"the sandbox did not become ready: {e}") from e
+                self._disconnect(kernel_id)
+                raise SandboxUnavailableError(
+                    f"the sandbox did not become ready: {e}{self._log_tail(kernel_id)}"
+                ) from e
             collector = _Collector(result, on_output, self.max_output_bytes)
             state = await self._exchange(kernel_id, client, request, timeout, collector)
         finally:

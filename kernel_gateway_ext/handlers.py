@@ -17,6 +17,14 @@ AUTH_RESOURCE = "coderemote"
 SINGLE_USER = "local"
 
 
+class HTTPErrorWithHeaders(web.HTTPError):
+    """An HTTPError that keeps response headers (tornado clears them before write_error)."""
+
+    def __init__(self, status_code: int, message: str, headers: dict[str, str]) -> None:
+        super().__init__(status_code, message)
+        self.headers = headers
+
+
 class CodeRemoteAPIHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
     """Base of the JSON handlers; errors become ``{"message", "reason"}`` through APIHandler."""
 
@@ -37,6 +45,12 @@ class CodeRemoteAPIHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[m
             return SINGLE_USER
         return str(self.current_user.username)
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        for name, value in getattr(error, "headers", {}).items():
+            self.set_header(name, value)
+        super().write_error(status_code, **kwargs)
+
     def json_body(self) -> Any:
         if len(self.request.body) > self.max_body_bytes:
             raise web.HTTPError(413, f"the request body is larger than {self.max_body_bytes} bytes")
@@ -56,8 +70,7 @@ class ExecuteHandler(CodeRemoteAPIHandler):
         except RequestError as e:
             raise web.HTTPError(e.status, str(e)) from e
         except SandboxUnavailableError as e:
-            self.set_header("Retry-After", "5")
-            raise web.HTTPError(503, str(e)) from e
+            raise HTTPErrorWithHeaders(503, str(e), {"Retry-After": "5"}) from e
         self.finish(result.to_dict())
 
 

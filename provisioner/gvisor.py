@@ -109,6 +109,13 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
         """Destroy sandboxes left behind by servers that are gone; return their ids."""
         return reaper.reap_once(self._runsc())
 
+    def log_tail(self, limit: int = 2000) -> str:
+        """The end of what runsc and the kernel wrote to their log (for start-up failures)."""
+        try:
+            return (self.kernel_dir / "runsc.log").read_text(errors="replace")[-limit:].strip()
+        except OSError:
+            return ""
+
     @property
     def oom_killed(self) -> bool:
         """Whether the sandbox was killed for exceeding its memory limit."""

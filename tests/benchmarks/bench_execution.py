@@ -82,42 +82,45 @@ QUICK_COUNTS = {"starts": 3, "runs": 30, "http_runs": 30, "ws_runs": 20, "fresh_
 def summarize(seconds: list[float]) -> dict[str, float]:
     """Percentiles of a list of durations, in milliseconds."""
     ms = np.asarray(seconds, dtype=float) * 1000.0
-    figures = {"n": int(ms.size)}
+    figures: dict[str, float] = {"n": ms.size}
     for name, q in (("p50", 50), ("p90", 90), ("p99", 99)):
-        figures[name] = round(float(np.percentile(ms, q)), 3)
-    figures.update(min=round(float(ms.min()), 3), max=round(float(ms.max()), 3), mean=round(float(ms.mean()), 3))
-    return figures
+        figures[name] = float(np.percentile(ms, q))
+    figures.update(min=float(ms.min()), max=float(ms.max()), mean=float(ms.mean()))
+    return {name: round(value, 3) for name, value in figures.items()}
 
 
 class Results:
-    """Every figure of the run, by key, plus the rows of the printed table."""
+    """Every figure of the run, by key, and the rows of the printed table."""
 
     def __init__(self) -> None:
         self.figures: dict[str, dict[str, float]] = {}
-        self.rows: list[tuple[str, str, str, str, str]] = []
+        self.rows: list[str] = []
         self.notes: list[str] = []
 
     def add(self, key: str, seconds: list[float]) -> dict[str, float]:
         self.figures[key] = summarize(seconds)
         return self.figures[key]
 
-    def compare(self, title: str, subject: str, baseline: str | None, tail: str = "p99") -> None:
-        """A table row: subject's p50/tail beside the baseline's, and the ratio of the p50s."""
-        if subject not in self.figures or (baseline is not None and baseline not in self.figures):
-            return
-        s = self.figures[subject]
-        cell = f"{s['p50']:9.2f} {s[tail]:9.2f}  {subject}"
-        if baseline is None:
-            self.rows.append((title, tail, cell, "", ""))
-            return
-        b = self.figures[baseline]
-        ratio = s["p50"] / b["p50"] if b["p50"] else float("inf")
-        self.rows.append((title, tail, cell, f"{b['p50']:9.2f} {b[tail]:9.2f}  {baseline}", f"{ratio:6.2f}x"))
-
     def ratio(self, subject: str, baseline: str) -> float | None:
-        if subject in self.figures and baseline in self.figures:
+        if subject in self.figures and baseline in self.figures and self.figures[baseline]["p50"] > 0:
             return round(self.figures[subject]["p50"] / self.figures[baseline]["p50"], 3)
         return None
+
+    def compare(self, title: str, subject: str, baseline: str, tail: str = "p99") -> None:
+        """A table row: the subject's p50 and tail beside the baseline's, and the ratio of the p50s."""
+        ratio = self.ratio(subject, baseline)
+        if ratio is None:
+            return
+        s, b = self.figures[subject], self.figures[baseline]
+        self.rows.append(
+            f"{title:<34} {tail:<4} | {short(subject):<16} {s['p50']:9.2f} {s[tail]:9.2f}"
+            f" | {short(baseline):<16} {b['p50']:9.2f} {b[tail]:9.2f} | {ratio:6.2f}x"
+        )
+
+
+def short(key: str) -> str:
+    """A figure's label in the table: its key without the measurement's name."""
+    return key.split(".", 1)[1]
 
 
 # --------------------------------------------------------------------------- jupyter_client kernels
@@ -372,9 +375,11 @@ def post_execute(conn: http.client.HTTPConnection, server: Server, session_id: s
     response = conn.getresponse()
     data = response.read()
     elapsed = time.perf_counter() - started
-    result = json.loads(data) if data else None
-    if response.status != 200 or result["status"] != "ok" or result["stdout"] != EXPECTED_STDOUT:
-        raise RuntimeError(f"POST execute answered {response.status}: {result}")
+    if response.status != 200:
+        raise RuntimeError(f"POST execute answered {response.status}: {data.decode(errors='replace')}")
+    result = json.loads(data)
+    if result["status"] != "ok" or result["stdout"] != EXPECTED_STDOUT:
+        raise RuntimeError(f"POST execute of print(1) gave {result}")
     return elapsed
 
 
@@ -546,31 +551,25 @@ def check_sandboxes(known: set[str], pids: set[int], results: Results) -> None:
 
 
 def build_table(results: Results) -> None:
-    results.compare("1 cold start -> kernel_info", "cold_start.sandboxed", "cold_start.python3", tail="p90")
-    results.compare("2 print(1) jupyter_client, to idle", "client_round_trip.sandboxed", "client_round_trip.python3")
-    results.compare(
-        "2 print(1) jupyter_client, first output", "client_first_output.sandboxed", "client_first_output.python3"
-    )
-    results.compare("3 POST execute (session)", "http_execute_session.sandboxed", "client_round_trip.python3")
-    results.compare(
-        "3 POST execute (no session), info", "http_execute_fresh.sandboxed", "cold_start.sandboxed", tail="max"
-    )
-    results.compare(
-        "4 ws first output, ours/sandboxed", "ws_first_output.ours.sandboxed", "ws_first_output.stock.python3"
-    )
-    results.compare("4 ws first output, ours/python3", "ws_first_output.ours.python3", "ws_first_output.stock.python3")
-    results.compare("4 ws sandbox cost (ours)", "ws_first_output.ours.sandboxed", "ws_first_output.ours.python3")
+    add = results.compare
+    add("1 cold start -> kernel_info", "cold_start.sandboxed", "cold_start.python3", tail="p90")
+    add("2 jupyter_client print(1), to end", "client_round_trip.sandboxed", "client_round_trip.python3")
+    add("2 jupyter_client, first output", "client_first_output.sandboxed", "client_first_output.python3")
+    add("3 POST execute, session", "http_execute_session.sandboxed", "client_round_trip.python3")
+    add("3 (same, vs sandboxed client)", "http_execute_session.sandboxed", "client_round_trip.sandboxed")
+    add("3 POST execute, no session (info)", "http_execute_fresh.sandboxed", "cold_start.sandboxed", tail="max")
+    add("4 websocket first output", "ws_first_output.ours.sandboxed", "ws_first_output.stock.python3")
+    add("4 websocket first output", "ws_first_output.ours.python3", "ws_first_output.stock.python3")
+    add("4 websocket, sandbox cost", "ws_first_output.ours.sandboxed", "ws_first_output.ours.python3")
 
 
 def print_report(results: Results) -> None:
     build_table(results)
-    print()
-    print("All times in ms. Ratio = subject p50 / baseline p50. Tail column: p99, p90 or max as named.")
-    header = f"{'figure':<40} {'tail':<4} | {'p50':>9} {'tail':>9}  subject" + " " * 24
-    print(header + f" | {'p50':>9} {'tail':>9}  baseline" + " " * 21 + " | ratio")
-    print("-" * 160)
-    for title, tail, subject, baseline, ratio in results.rows:
-        print(f"{title:<40} {tail:<4} | {subject:<63} | {baseline:<62} | {ratio}")
+    print("\nTimes in ms; tail is p99 unless named; ratio = subject p50 / baseline p50.")
+    columns = f"{'p50':>9} {'tail':>9}"
+    print(f"{'figure':<34} {'tail':<4} | {'subject':<16} {columns} | {'baseline':<16} {columns} | ratio")
+    print("-" * 122)
+    print("\n".join(results.rows))
     http_ratio = results.ratio("http_execute_session.sandboxed", "client_round_trip.python3")
     if http_ratio is not None:
         verdict = "met" if http_ratio <= HTTP_TARGET_RATIO else "NOT met"
@@ -581,7 +580,7 @@ def print_report(results: Results) -> None:
     ws_ratio = results.ratio("ws_first_output.ours.python3", "ws_first_output.stock.python3")
     if ws_ratio is not None:
         verdict = "faster" if ws_ratio < 1 else "NOT faster"
-        print(f"our websocket's first output (python3 kernel) is {verdict} than stock: {ws_ratio:.2f}x its p50")
+        print(f"our websocket's first output (python3 kernel) is {verdict} than stock's: {ws_ratio:.2f}x its p50")
     for note in results.notes:
         print(f"note: {note}")
 
