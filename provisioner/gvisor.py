@@ -76,6 +76,7 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
 
     container_id = Unicode(None, allow_none=True)
     process: Any = None
+    _memory_cgroup: MemoryCgroup | None = None
 
     @default("state_dir")
     def _state_dir_default(self) -> str:
@@ -117,6 +118,12 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
             return ""
 
     @property
+    def _cgroup(self) -> MemoryCgroup:
+        if self._memory_cgroup is None or self._memory_cgroup.name != self._cid:
+            self._memory_cgroup = MemoryCgroup(self._cid)
+        return self._memory_cgroup
+
+    @property
     def oom_killed(self) -> bool:
         """Whether the sandbox was killed for exceeding its memory limit."""
         return self._cgroup.oom_killed if self.container_id else False
@@ -129,7 +136,7 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
         reaper.reap_once(runsc)
 
         self.container_id = f"{CONTAINER_PREFIX}{self.kernel_id}"
-        self._cgroup = MemoryCgroup(self.container_id)
+        self._memory_cgroup = None
         shutil.rmtree(self.kernel_dir, ignore_errors=True)
         self.connection_dir.mkdir(parents=True)
         self.kernel_dir.chmod(0o700)

@@ -444,7 +444,8 @@ class KernelSocket:
                 return msg
 
     def first_output(self) -> float:
-        """Seconds from sending print(1) to its first stream message; then wait for idle."""
+        """Seconds from sending print(1) to its first stream message ("1\\n" or a first part of it);
+        then wait for idle."""
         content = {
             "code": CODE,
             "silent": False,
@@ -458,7 +459,7 @@ class KernelSocket:
         self.ws.send(message)
         stream = self._receive_until(msg_id, lambda m: m["msg_type"] == "stream")
         elapsed = time.perf_counter() - started
-        if stream["content"]["text"] != EXPECTED_STDOUT:
+        if not (stream["content"]["text"] and EXPECTED_STDOUT.startswith(stream["content"]["text"])):
             raise RuntimeError(f"{self.label}: unexpected output {stream['content']}")
         self._receive_until(msg_id, lambda m: m["msg_type"] == "status" and m["content"]["execution_state"] == "idle")
         return elapsed
