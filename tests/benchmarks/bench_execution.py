@@ -320,8 +320,8 @@ class Server:
                 self.kernel_ids.add(kernel["id"])
                 self.api("DELETE", f"/api/kernels/{kernel['id']}")
             self.api("POST", "/api/shutdown")
-        except OSError as e:
-            print(f"  warning: {self.label} server did not take the shutdown request: {e}", file=sys.stderr)
+        except (OSError, http.client.HTTPException) as e:
+            print(f"  warning: {self.label} server did not take the shutdown request: {e!r}", file=sys.stderr)
         for sig, wait in ((None, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
             if sig is not None:
                 print(f"  warning: sending {sig.name} to the {self.label} server", file=sys.stderr)
@@ -439,13 +439,15 @@ class KernelSocket:
 
     def _receive_until(self, msg_id: str, done: Any) -> dict[str, Any]:
         while True:
-            msg = json.loads(self.ws.recv())
+            try:
+                msg = json.loads(self.ws.recv())
+            except websocket.WebSocketException as e:
+                raise RuntimeError(f"{self.label} websocket (kernel {self.kernel_id}): {e!r}") from e
             if msg.get("parent_header", {}).get("msg_id") == msg_id and done(msg):
                 return msg
 
     def first_output(self) -> float:
-        """Seconds from sending print(1) to its first stream message ("1\\n" or a first part of it);
-        then wait for idle."""
+        """Seconds from sending print(1) to its first stream message; then wait for idle."""
         content = {
             "code": CODE,
             "silent": False,
@@ -459,6 +461,7 @@ class KernelSocket:
         self.ws.send(message)
         stream = self._receive_until(msg_id, lambda m: m["msg_type"] == "stream")
         elapsed = time.perf_counter() - started
+        # The sandbox may send "1" and "\n" as two stream messages.
         if not (stream["content"]["text"] and EXPECTED_STDOUT.startswith(stream["content"]["text"])):
             raise RuntimeError(f"{self.label}: unexpected output {stream['content']}")
         self._receive_until(msg_id, lambda m: m["msg_type"] == "status" and m["content"]["execution_state"] == "idle")
@@ -617,51 +620,63 @@ def machine_load() -> str:
     return f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
 
 
+RATIOS = {  # name in the JSON line: (subject, baseline)
+    "cold_start": ("cold_start.sandboxed", "cold_start.python3"),
+    "client_round_trip": ("client_round_trip.sandboxed", "client_round_trip.python3"),
+    "http_execute_vs_client_python3": ("http_execute_session.sandboxed", "client_round_trip.python3"),
+    "ws_ours_sandboxed_vs_stock": ("ws_first_output.ours.sandboxed", "ws_first_output.stock.python3"),
+    "ws_ours_python3_vs_stock": ("ws_first_output.ours.python3", "ws_first_output.stock.python3"),
+    "ws_sandbox_cost": ("ws_first_output.ours.sandboxed", "ws_first_output.ours.python3"),
+}
+
+
+def summary_line(results: Results, counts: dict[str, int], elapsed: float, complete: bool) -> str:
+    return json.dumps(
+        {
+            "complete": complete,
+            "counts": counts,
+            "elapsed_s": round(elapsed, 1),
+            "figures_ms": results.figures,
+            "ratios": {name: results.ratio(*keys) for name, keys in RATIOS.items()},
+            "notes": results.notes,
+        }
+    )
+
+
+def clean_up(kernels_started_here: set[str], servers: list[Server], results: Results) -> None:
+    """Stop the servers, then make sure no sandbox of this run is left."""
+    for server in servers:
+        server.stop()
+    known = kernels_started_here | {f"cr-{kernel_id}" for server in servers for kernel_id in server.kernel_ids}
+    pids = {os.getpid()} | {server.process.pid for server in servers if server.process is not None}
+    check_sandboxes(known, pids, results)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     counts = {name: getattr(args, name) for name in FULL_COUNTS}
     print(f"Code Remote latency benchmark: {counts}; {machine_load()}", flush=True)
     results = Results()
-    servers: list[Server] = []
     began = time.monotonic()
     complete = False
     with tempfile.TemporaryDirectory(prefix="coderemote-bench-") as tmp:
         workdir = Path(tmp)
-        kernels = LocalKernels(workdir)
+        kernels = LocalKernels(workdir)  # shut down by measure_local_kernels itself
+        servers: list[Server] = []
         try:
             asyncio.run(measure_local_kernels(args, results, kernels))
             measure_servers(args, results, workdir, servers)
             complete = True
-        finally:
+        except BaseException:
             for server in servers:
-                server.stop()
-            pids = {os.getpid()} | {s.process.pid for s in servers if s.process is not None}
-            check_sandboxes(kernels.sandbox_ids | {f"cr-{k}" for s in servers for k in s.kernel_ids}, pids, results)
+                print(f"--- end of the {server.label} server's log:\n{server.log_tail()}", file=sys.stderr)
+            raise
+        finally:
+            clean_up(kernels.sandbox_ids, servers, results)
             elapsed = time.monotonic() - began
             print_report(results)
             print(f"\nfinished in {elapsed:.1f} s; {machine_load()}")
-            summary = {
-                "complete": complete,
-                "counts": counts,
-                "elapsed_s": round(elapsed, 1),
-                "figures_ms": results.figures,
-                "ratios": {
-                    "cold_start": results.ratio("cold_start.sandboxed", "cold_start.python3"),
-                    "client_round_trip": results.ratio("client_round_trip.sandboxed", "client_round_trip.python3"),
-                    "http_execute_vs_client_python3": results.ratio(
-                        "http_execute_session.sandboxed", "client_round_trip.python3"
-                    ),
-                    "ws_ours_sandboxed_vs_stock": results.ratio(
-                        "ws_first_output.ours.sandboxed", "ws_first_output.stock.python3"
-                    ),
-                    "ws_ours_python3_vs_stock": results.ratio(
-                        "ws_first_output.ours.python3", "ws_first_output.stock.python3"
-                    ),
-                    "ws_sandbox_cost": results.ratio("ws_first_output.ours.sandboxed", "ws_first_output.ours.python3"),
-                },
-                "notes": results.notes,
-            }
-            print(json.dumps(summary))
+            print(summary_line(results, counts, elapsed, complete))
     return 0
 
 
