@@ -7,12 +7,18 @@ itself, sets the limit there and reads ``oom_kill`` before removing it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 V1_MEMORY = Path("/sys/fs/cgroup/memory")
 V2_ROOT = Path("/sys/fs/cgroup")
-PARENT = "coderemote"
+
+
+def group_for(state_dir: str | os.PathLike[str]) -> str:
+    """The parent cgroup of one state dir's sandboxes: two servers with their
+    own state dirs never take each other's cgroups for stale ones."""
+    return "coderemote-" + hashlib.sha256(os.fsencode(os.path.abspath(state_dir))).hexdigest()[:10]
 
 
 def _is_v2() -> bool:
@@ -20,18 +26,19 @@ def _is_v2() -> bool:
 
 
 class MemoryCgroup:
-    """``/sys/fs/cgroup[/memory]/coderemote/<name>`` with a memory limit."""
+    """``/sys/fs/cgroup[/memory]/<group>/<name>`` with a memory limit."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, group: str) -> None:
         self.name = name
+        self.group = group
         self.v2 = _is_v2()
-        self.path = (V2_ROOT if self.v2 else V1_MEMORY) / PARENT / name
+        self.path = (V2_ROOT if self.v2 else V1_MEMORY) / group / name
         self._oom_killed = False
 
     @property
     def cgroups_path(self) -> str:
         """The path to give runsc as ``linux.cgroupsPath``."""
-        return f"/{PARENT}/{self.name}"
+        return f"/{self.group}/{self.name}"
 
     def create(self, limit_bytes: int) -> None:
         if self.v2:
@@ -76,7 +83,7 @@ def remove_tree(path: Path) -> None:
         pass
 
 
-def stale_cgroups() -> list[Path]:
-    """Every per-sandbox cgroup under the provisioner's parent, in every hierarchy."""
-    roots = [V2_ROOT / PARENT] if _is_v2() else [p / PARENT for p in V1_MEMORY.parent.iterdir() if p.is_dir()]
+def sandbox_cgroups(group: str) -> list[Path]:
+    """Every per-sandbox cgroup under ``group``, in every hierarchy (runsc makes cpu ones too)."""
+    roots = [V2_ROOT / group] if _is_v2() else [p / group for p in V1_MEMORY.parent.iterdir() if p.is_dir()]
     return [child for root in roots if root.is_dir() for child in root.iterdir() if child.is_dir()]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from traitlets import Dict, Float, Integer, List, Unicode, default
 
 from kernel_images import SANDBOX_PACKAGE_DIR
 from kernel_images.runtime import Runtime, default_runtime_dir
-from provisioner import reaper
+from provisioner import mounts, reaper
 from provisioner.bundle import (
     CONNECTION_DIR,
     SYSTEM_LIBRARY_DIRS,
@@ -33,11 +32,13 @@ from provisioner.bundle import (
 from provisioner.bundle import (
     SANDBOX_PACKAGE_DIR as SANDBOX_PACKAGE_MOUNT,
 )
-from provisioner.cgroup import MemoryCgroup
-from provisioner.runsc import Runsc
+from provisioner.cgroup import MemoryCgroup, group_for
+from provisioner.runsc import LogTail, Runsc
 
 MiB = 1 << 20
 CONTAINER_PREFIX = "cr-"
+# The connection file and five sockets need a few KiB.
+CONNECTION_DIR_BYTES = 256 * 1024
 
 
 class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
@@ -77,6 +78,7 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
     container_id = Unicode(None, allow_none=True)
     process: Any = None
     _memory_cgroup: MemoryCgroup | None = None
+    _log: LogTail | None = None
 
     @default("state_dir")
     def _state_dir_default(self) -> str:
@@ -110,17 +112,14 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
         """Destroy sandboxes left behind by servers that are gone; return their ids."""
         return reaper.reap_once(self._runsc())
 
-    def log_tail(self, limit: int = 2000) -> str:
-        """The end of what runsc and the kernel wrote to their log (for start-up failures)."""
-        try:
-            return (self.kernel_dir / "runsc.log").read_text(errors="replace")[-limit:].strip()
-        except OSError:
-            return ""
+    def log_tail(self) -> str:
+        """The end of what runsc and the kernel wrote to stdout/stderr (for start-up failures)."""
+        return self._log.text() if self._log else ""
 
     @property
     def _cgroup(self) -> MemoryCgroup:
         if self._memory_cgroup is None or self._memory_cgroup.name != self._cid:
-            self._memory_cgroup = MemoryCgroup(self._cid)
+            self._memory_cgroup = MemoryCgroup(self._cid, group_for(self.state_dir))
         return self._memory_cgroup
 
     @property
@@ -137,12 +136,11 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
 
         self.container_id = f"{CONTAINER_PREFIX}{self.kernel_id}"
         self._memory_cgroup = None
-        shutil.rmtree(self.kernel_dir, ignore_errors=True)
+        reaper.remove_kernel_dir(self.kernel_dir)
         self.connection_dir.mkdir(parents=True)
         self.kernel_dir.chmod(0o700)
-        os.chown(self.connection_dir, self.sandbox_uid, self.sandbox_uid)
-        self.connection_dir.chmod(0o700)
         reaper.write_owner(self.kernel_dir)
+        mounts.mount_tmpfs(self.connection_dir, CONNECTION_DIR_BYTES, self.sandbox_uid)
 
         km: Any = self.parent
         km.transport = "ipc"
@@ -229,8 +227,10 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
         prepare_rootfs(rootfs, spec)
         write_bundle(self.kernel_dir, rootfs, spec)
         self._cgroup.create(self.memory_limit)
-        with open(self.kernel_dir / "runsc.log", "wb") as log:
-            self.process = runsc.start(self._cid, self.kernel_dir, log)
+        self.process = runsc.start(self._cid, self.kernel_dir)
+        # A pipe, not a file: the kernel keeps its original stdout/stderr open,
+        # and a host file there would be a way to fill the host's disk.
+        self._log = LogTail(self.process.stdout)
         self.pid = self.process.pid
         self.log.info("Started sandbox %s for kernel %s", self.container_id, self.kernel_id)
         return self.connection_info
@@ -259,9 +259,9 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
         if self.process is not None and self.process.poll() is None:
             await self.kill()
             await self.wait()
-        await self._runsc().delete(self.container_id)
+        await self._runsc().delete(self._cid)
         self._cgroup.remove()
-        shutil.rmtree(self.kernel_dir, ignore_errors=True)
+        reaper.remove_kernel_dir(self.kernel_dir)
         self.log.debug("Removed sandbox %s", self.container_id)
         await super().cleanup(restart=restart)
 

@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from provisioner import cgroup
+from provisioner import cgroup, mounts
 from provisioner.runsc import Runsc
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,17 @@ def reap(runsc: Runsc, prefix: str = "cr-") -> list[str]:
     for cid in sorted(stale):
         log.warning("Reaping stale sandbox %s", cid)
         runsc.destroy_sync(cid)
-        shutil.rmtree(kernels / cid, ignore_errors=True)
-    for path in cgroup.stale_cgroups():
-        if path.name.startswith(prefix) and path.name not in live:
+        remove_kernel_dir(kernels / cid)
+    for path in cgroup.sandbox_cgroups(cgroup.group_for(runsc.state_dir.parent)):
+        if path.name not in live:
             cgroup.remove_tree(path)
     return sorted(stale)
+
+
+def remove_kernel_dir(kernel_dir: Path) -> None:
+    """Remove a kernel's folder, unmounting its connection tmpfs first."""
+    mounts.unmount(kernel_dir / "conn")
+    shutil.rmtree(kernel_dir, ignore_errors=True)
 
 
 def reap_once(runsc: Runsc) -> list[str]:

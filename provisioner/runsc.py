@@ -6,6 +6,8 @@ import asyncio
 import json
 import shutil
 import subprocess
+import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -43,12 +45,13 @@ class Runsc:
             *args,
         ]
 
-    def start(self, container_id: str, bundle: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
-        """Start ``runsc run`` in the foreground: the process lives as long as the sandbox."""
+    def start(self, container_id: str, bundle: Path) -> subprocess.Popen[bytes]:
+        """Start ``runsc run`` in the foreground: the process lives as long as the
+        sandbox. Its stdout and stderr (and the sandbox's) are one pipe."""
         return subprocess.Popen(
             self.command("run", f"--bundle={bundle}", container_id),
             stdin=subprocess.DEVNULL,
-            stdout=log,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -79,3 +82,29 @@ class Runsc:
     def destroy_sync(self, container_id: str) -> None:
         self.run_sync("kill", "--all", container_id, "9")
         self.run_sync("delete", "--force", container_id)
+
+
+class LogTail:
+    """Drains a pipe in a thread, keeping only its last ``limit`` bytes."""
+
+    def __init__(self, pipe: IO[bytes] | None, limit: int = 4096) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._limit = limit
+        self._lock = threading.Lock()
+        if pipe is not None:
+            threading.Thread(target=self._drain, args=(pipe,), daemon=True, name="runsc-log").start()
+
+    def _drain(self, pipe: IO[bytes]) -> None:
+        with pipe:
+            for chunk in iter(lambda: pipe.read1(65536), b""):  # type: ignore[attr-defined]
+                with self._lock:
+                    self._chunks.append(chunk)
+                    self._size += len(chunk)
+                    while self._size - len(self._chunks[0]) >= self._limit:
+                        self._size -= len(self._chunks.popleft())
+
+    def text(self) -> str:
+        with self._lock:
+            data = b"".join(self._chunks)
+        return data[-self._limit :].decode(errors="replace").strip()

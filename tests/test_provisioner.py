@@ -16,7 +16,7 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets.config import Config
 
 from provisioner import GVisorProvisioner
-from provisioner.cgroup import MemoryCgroup
+from provisioner.cgroup import MemoryCgroup, group_for
 from provisioner.runsc import RunscMissingError
 from tests.conftest import running_sandboxes
 
@@ -54,7 +54,7 @@ def leftovers(provisioner: GVisorProvisioner, container_id: str) -> list[str]:
         found.append("container")
     if (Path(provisioner.state_dir) / "kernels" / container_id).exists():
         found.append("folder")
-    if MemoryCgroup(container_id).path.exists():
+    if MemoryCgroup(container_id, group_for(provisioner.state_dir)).path.exists():
         found.append("cgroup")
     return found
 
@@ -67,8 +67,8 @@ async def test_kernel_lives_in_its_own_sandbox_and_shutdown_removes_it() -> None
         assert cid in running_sandboxes()
         conn = provisioner.connection_dir
         assert (conn.stat().st_mode & 0o777, conn.stat().st_uid) == (0o700, provisioner.sandbox_uid)
-        assert MemoryCgroup(cid).path.exists()
-        assert int((MemoryCgroup(cid).path / "memory.limit_in_bytes").read_text()) == provisioner.memory_limit
+        cgroup = MemoryCgroup(cid, group_for(provisioner.state_dir))
+        assert int((cgroup.path / "memory.limit_in_bytes").read_text()) == provisioner.memory_limit
 
         stdout, status = await run(kc, "import os\nprint(os.getuid(), os.getcwd(), sorted(os.listdir('/')))")
         assert status == "ok"

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from provisioner import GVisorProvisioner
-from provisioner.cgroup import MemoryCgroup
+from provisioner.cgroup import MemoryCgroup, group_for
 from tests.conftest import running_sandboxes
 
 TOKEN = "test-token"
@@ -111,7 +111,7 @@ def test_killed_server_leaves_sandboxes_that_the_next_start_reaps(tmp_path: Path
     try:
         assert orphans[0] not in running_sandboxes()
         assert not (Path(GVisorProvisioner().state_dir) / "kernels" / orphans[0]).exists()
-        assert not MemoryCgroup(orphans[0]).path.exists()
+        assert not MemoryCgroup(orphans[0], group_for(GVisorProvisioner().state_dir)).path.exists()
         status, result = second.request("POST", "api/coderemote/execute", {"code": "print('after')"})
         assert (status, result["stdout"]) == (200, "after\n")
     finally:

@@ -22,9 +22,10 @@ def _prepare_matplotlib() -> None:
 
 
 def main() -> None:
-    from coderemote_kernel import guard, output
+    from coderemote_kernel import guard, output, threads
 
     _prepare_matplotlib()
+    threads.install()
     output.budget.limit = int(os.environ.get("CODEREMOTE_OUTPUT_LIMIT", output.budget.limit))
     blocked = os.environ.get("CODEREMOTE_BLOCKED_MODULES", guard.DEFAULT_BLOCKED).split()
 
@@ -32,8 +33,13 @@ def main() -> None:
 
     trusted = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(__file__))}
     guard.install(blocked, trusted)
-    # Plain tracebacks: results are read as text by REST clients and terminals.
-    sys.argv.append("--InteractiveShell.colors=nocolor")
+    sys.argv += [
+        # Plain tracebacks: results are read as text by REST clients and terminals.
+        "--InteractiveShell.colors=nocolor",
+        # No sqlite history: nothing outlives the sandbox, and each write is
+        # several syscalls that gVisor makes slow.
+        "--HistoryManager.enabled=False",
+    ]
     IPKernelApp.launch_instance(
         kernel_class="coderemote_kernel.kernel.SandboxKernel",
         outstream_class="coderemote_kernel.output.CappedOutStream",

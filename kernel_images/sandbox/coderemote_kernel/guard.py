@@ -37,6 +37,9 @@ OS_BLOCKED = (
 ).split()
 
 
+_MACHINERY = ("<frozen importlib", __file__, os.path.join(os.path.dirname(importlib.__file__), ""))
+
+
 class ImportBlockedError(ImportError):
     """Raised when the user's code imports a module this sandbox does not allow."""
 
@@ -57,8 +60,9 @@ class ImportGuard:
         return any(".".join(parts[: i + 1]) in self.blocked for i in range(len(parts)))
 
     def is_user_frame(self, frame: FrameType | None) -> bool:
-        # Skip the import machinery itself; the first real frame asked for it.
-        while frame is not None and frame.f_code.co_filename.startswith(("<frozen importlib", __file__)):
+        # Skip the import machinery itself (and importlib's helpers such as
+        # importlib.util.find_spec); the first frame beyond it asked for the module.
+        while frame is not None and frame.f_code.co_filename.startswith(_MACHINERY):
             frame = frame.f_back
         if frame is None:
             return False
@@ -119,6 +123,7 @@ def install(blocked: Iterable[str], trusted_prefixes: Iterable[str]) -> ImportGu
         return original_import_module(name, package)
 
     builtins.__import__ = guarded_import
+    importlib.__import__ = guarded_import
     importlib.import_module = guarded_import_module
     for name in OS_BLOCKED:
         if hasattr(os, name):

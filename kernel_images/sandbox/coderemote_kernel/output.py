@@ -3,7 +3,10 @@
 The budget is shared by both streams and renewed at every execution. Once it
 is spent, writes from the code being executed raise ``OutputLimitExceeded`` so
 that an endless printing loop ends at once instead of running into the wall
-timeout; writes from other threads are dropped silently.
+timeout. Writes from other threads are dropped silently; that includes writes
+to file descriptors 1 and 2, which ipykernel forwards from a thread, so such a
+loop is cut but runs until its timeout. (Interrupting the main thread from
+there could land in ipykernel's own loop rather than in the user's code.)
 """
 
 from __future__ import annotations
