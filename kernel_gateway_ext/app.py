@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinjaMixin
 from jupyter_server.serverapp import ServerApp
 from traitlets import Bool
@@ -64,10 +65,17 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
                 )
                 build(provisioner.runtime_dir)
         self._reap(provisioner)
-        kernel_manager = self.serverapp.kernel_manager
+        # REST executions get kernels of their own manager: they are not in
+        # api/kernels, and the server's per-message activity tracking of those
+        # kernels would sit on every execution's path.
+        kernel_manager = AsyncMultiKernelManager(
+            parent=self,
+            connection_dir=self.serverapp.runtime_dir,
+            kernel_spec_manager=self.serverapp.kernel_spec_manager,
+        )
         self.settings.update(
             coderemote_execution=ExecutionService(parent=self, kernel_manager=kernel_manager),
-            coderemote_health=lambda: health(provisioner, kernel_manager),
+            coderemote_health=lambda: health(provisioner, [kernel_manager, self.serverapp.kernel_manager]),
         )
 
     def _reap(self, provisioner: GVisorProvisioner) -> None:
@@ -86,7 +94,7 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         await self.settings["coderemote_execution"].shutdown()
 
 
-def health(provisioner: GVisorProvisioner, kernel_manager: Any) -> dict[str, Any]:
+def health(provisioner: GVisorProvisioner, kernel_managers: list[Any]) -> dict[str, Any]:
     problems = []
     runsc = shutil.which(provisioner.runsc_path)
     if runsc is None:
@@ -101,7 +109,7 @@ def health(provisioner: GVisorProvisioner, kernel_manager: Any) -> dict[str, Any
         "status": "ok" if not problems else "unavailable",
         "problems": problems,
         "runsc": runsc,
-        "kernels": len(kernel_manager.list_kernel_ids()),
+        "kernels": sum(len(km.list_kernel_ids()) for km in kernel_managers),
     }
 
 

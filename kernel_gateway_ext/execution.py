@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import zmq
+import zmq.asyncio
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 from traitlets import Float, Instance, Integer, Unicode
 from traitlets.config import LoggingConfigurable
@@ -128,6 +130,18 @@ class _Collector:
                 await maybe
 
 
+async def _ready_messages(session: Any, socket: zmq.asyncio.Socket) -> list[dict[str, Any]]:
+    """Every message already waiting on ``socket``, deserialized."""
+    messages: list[dict[str, Any]] = []
+    while True:
+        try:
+            frames = await socket.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return messages
+        _, frames = session.feed_identities(frames)
+        messages.append(session.deserialize(frames))
+
+
 class ExecutionService(LoggingConfigurable):
     """Runs code in sandboxed kernels with a wall-time limit."""
 
@@ -196,6 +210,11 @@ class ExecutionService(LoggingConfigurable):
                 await self._km.restart_kernel(session_kernel, now=True)
                 self._km.get_kernel(session_kernel).stop_restarter()
             return result
+
+    def session_kernel(self, owner: str, session_id: str) -> Any:
+        """The KernelManager behind a session, or None."""
+        kernel_id = self._sessions.get((owner, session_id))
+        return None if kernel_id is None else self._km.get_kernel(kernel_id)
 
     async def end_session(self, owner: str, session_id: str) -> bool:
         kernel_id = self._sessions.pop((owner, session_id), None)
@@ -282,21 +301,22 @@ class ExecutionService(LoggingConfigurable):
         reply: dict[str, Any] | None = None
         idle = False
         interrupted = False
-        readers = {
-            "iopub": client.get_iopub_msg,
-            "shell": client.get_shell_msg,
-            "stdin": client.get_stdin_msg,
+        # One poller over the three sockets, draining whatever is ready at each
+        # wake-up: the messages of a short execution arrive in a burst.
+        channels = {
+            client.iopub_channel.socket: "iopub",
+            client.shell_channel.socket: "shell",
+            client.stdin_channel.socket: "stdin",
         }
-        pending: dict[str, asyncio.Task[Any]] = {}
-        try:
-            while reply is None or not idle:
-                for name, read in readers.items():
-                    if name not in pending:
-                        pending[name] = asyncio.ensure_future(read())
-                wait = min(0.25, max(deadline - loop.time(), 0.001))
-                done, _ = await asyncio.wait(pending.values(), timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-                for name in [n for n, t in pending.items() if t in done]:
-                    msg = pending.pop(name).result()
+        poller = zmq.asyncio.Poller()
+        for socket in channels:
+            poller.register(socket, zmq.POLLIN)
+        while reply is None or not idle:
+            wait = min(0.25, max(deadline - loop.time(), 0.001))
+            ready = await poller.poll(int(wait * 1000))
+            for socket, _ in ready:
+                name = channels[socket]
+                for msg in await _ready_messages(client.session, socket):
                     if msg["parent_header"].get("msg_id") != msg_id:
                         continue  # stray output of an earlier cell or another client
                     if name == "iopub":
@@ -308,21 +328,18 @@ class ExecutionService(LoggingConfigurable):
                         reply = msg
                     elif name == "stdin" and msg["msg_type"] == "input_request":
                         client.input(stdin_lines.pop(0) if stdin_lines else EOF_REPLY)
-                if done:
-                    continue
-                if not await self._alive(kernel_id):
-                    result.status = self._died_status(kernel_id)
-                    return "dead"
-                if loop.time() >= deadline:
-                    if interrupted:
-                        return "stuck"
-                    interrupted = True
-                    result.status = "timeout"
-                    await self._km.interrupt_kernel(kernel_id)
-                    deadline = loop.time() + self.interrupt_grace
-        finally:
-            for task in pending.values():
-                task.cancel()
+            if ready:
+                continue
+            if not await self._alive(kernel_id):
+                result.status = self._died_status(kernel_id)
+                return "dead"
+            if loop.time() >= deadline:
+                if interrupted:
+                    return "stuck"
+                interrupted = True
+                result.status = "timeout"
+                await self._km.interrupt_kernel(kernel_id)
+                deadline = loop.time() + self.interrupt_grace
         if interrupted:
             return "ok"
         assert reply is not None

@@ -102,9 +102,7 @@ def sessions(jp_serverapp: Any, jp_asyncio_loop: Any) -> Iterator[list[str]]:
 
 def session_kernel(serverapp: Any, execute_service_owner: str, session_id: str) -> Any:
     """The KernelManager behind a session of the single local user."""
-    service = serverapp.web_app.settings["coderemote_execution"]
-    kernel_id = service._sessions[(execute_service_owner, session_id)]
-    return serverapp.kernel_manager.get_kernel(kernel_id)
+    return serverapp.web_app.settings["coderemote_execution"].session_kernel(execute_service_owner, session_id)
 
 
 def dir_size(path: Path) -> int:

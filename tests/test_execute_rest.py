@@ -123,15 +123,17 @@ async def test_output_limit_cuts_endless_output(execute: Execute) -> None:
     assert len(result["stdout"]) < 1_100_000
 
 
-async def test_sandbox_killed_from_outside_is_reported(execute: Execute, jp_fetch: Any) -> None:
+async def test_sandbox_killed_from_outside_is_reported(execute: Execute, jp_serverapp: Any) -> None:
     await execute("pass", session_id="victim")
-    [kernel] = json.loads((await jp_fetch("api", "kernels")).body)
+    kernel = jp_serverapp.web_app.settings["coderemote_execution"].session_kernel("local", "victim")
     running = asyncio.ensure_future(
         execute("import time\nprint('working', flush=True)\ntime.sleep(25)", session_id="victim", timeout_s=30)
     )
     await asyncio.sleep(2)
     state = GVisorProvisioner().state_dir
-    kill = await asyncio.create_subprocess_exec("runsc", f"--root={state}/runsc", "kill", f"cr-{kernel['id']}", "KILL")
+    kill = await asyncio.create_subprocess_exec(
+        "runsc", f"--root={state}/runsc", "kill", kernel.provisioner.container_id, "KILL"
+    )
     assert await kill.wait() == 0
     result = await running
     assert (result["status"], result["stdout"]) == ("killed", "working\n")
