@@ -10,11 +10,14 @@ from typing import Any
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinjaMixin
 from jupyter_server.serverapp import ServerApp
+from tornado.ioloop import IOLoop
 from traitlets import Bool
 from traitlets.config import Config
 
 from kernel_gateway_ext.execution import ExecutionService
 from kernel_gateway_ext.handlers import default_handlers
+from kernel_gateway_ext.metrics import Metrics
+from kernel_gateway_ext.pool import KernelPool
 from kernel_images.runtime import Runtime, RuntimeMissingError, build
 from provisioner import GVisorProvisioner
 from provisioner.runsc import INSTALL_HINT
@@ -29,7 +32,7 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
     description = __doc__
     extension_url = "/coderemote/"
     load_other_extensions = True
-    classes = [ExecutionService, GVisorProvisioner]
+    classes = [ExecutionService, KernelPool, GVisorProvisioner]
     static_paths = [str(HERE / "static")]
     template_paths = [str(HERE / "templates")]
 
@@ -73,9 +76,14 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
             connection_dir=self.serverapp.runtime_dir,
             kernel_spec_manager=self.serverapp.kernel_spec_manager,
         )
+        metrics = Metrics()
+        pool = KernelPool(parent=self, kernel_manager=kernel_manager, metrics=metrics)
+        execution = ExecutionService(parent=self, pool=pool, metrics=metrics)
+        IOLoop.current().add_callback(execution.start)  # fill the pool once the loop runs
         self.settings.update(
-            coderemote_execution=ExecutionService(parent=self, kernel_manager=kernel_manager),
-            coderemote_health=lambda: health(provisioner, [kernel_manager, self.serverapp.kernel_manager]),
+            coderemote_execution=execution,
+            coderemote_metrics=metrics,
+            coderemote_health=lambda: health(provisioner, pool, [kernel_manager, self.serverapp.kernel_manager]),
         )
 
     def _reap(self, provisioner: GVisorProvisioner) -> None:
@@ -94,7 +102,7 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         await self.settings["coderemote_execution"].shutdown()
 
 
-def health(provisioner: GVisorProvisioner, kernel_managers: list[Any]) -> dict[str, Any]:
+def health(provisioner: GVisorProvisioner, pool: KernelPool, kernel_managers: list[Any]) -> dict[str, Any]:
     problems = []
     runsc = shutil.which(provisioner.runsc_path)
     if runsc is None:
@@ -110,6 +118,7 @@ def health(provisioner: GVisorProvisioner, kernel_managers: list[Any]) -> dict[s
         "problems": problems,
         "runsc": runsc,
         "kernels": sum(len(km.list_kernel_ids()) for km in kernel_managers),
+        "pool": {"idle": pool.idle, "target": pool.size, "last_error": pool.last_error},
     }
 
 

@@ -22,6 +22,7 @@ from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 
 from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError, SandboxUnavailableError
+from kernel_gateway_ext.pool import KernelPool
 from kernel_images import runtime
 
 EXIT_CODES = {"ok": 0, "error": 1}
@@ -48,7 +49,8 @@ def _print_output(output: dict[str, Any]) -> None:
 async def run_code(code: str, timeout: float | None, stdin: str | None) -> int:
     # Connection files go to Jupyter's runtime dir, never the caller's cwd.
     os.makedirs(jupyter_runtime_dir(), mode=0o700, exist_ok=True)
-    service = ExecutionService(kernel_manager=AsyncMultiKernelManager(connection_dir=jupyter_runtime_dir()))
+    kernel_manager = AsyncMultiKernelManager(connection_dir=jupyter_runtime_dir())
+    service = ExecutionService(pool=KernelPool(kernel_manager=kernel_manager, size=0))
     try:
         result = await service.execute(
             ExecutionRequest(code=code, stdin=stdin, timeout_s=timeout), on_output=_print_output
@@ -59,6 +61,8 @@ async def run_code(code: str, timeout: float | None, stdin: str | None) -> int:
     except SandboxUnavailableError as e:
         print(f"coderemote: {e}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    finally:
+        await service.shutdown()
     if result.status not in EXIT_CODES:
         print(f"coderemote: {result.status.replace('_', ' ')} ({result.duration_ms / 1000:.1f} s)", file=sys.stderr)
     return EXIT_CODES.get(result.status, EXIT_LIMIT)

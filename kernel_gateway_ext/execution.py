@@ -18,9 +18,20 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
-from jupyter_client.multikernelmanager import AsyncMultiKernelManager
-from traitlets import Float, Instance, Integer, Unicode
+from traitlets import Float, Instance, Integer
 from traitlets.config import LoggingConfigurable
+
+from kernel_gateway_ext.metrics import Metrics
+from kernel_gateway_ext.pool import CapacityError, KernelPool, Sandbox, SandboxUnavailableError
+
+__all__ = [
+    "CapacityError",
+    "ExecutionRequest",
+    "ExecutionResult",
+    "ExecutionService",
+    "RequestError",
+    "SandboxUnavailableError",
+]
 
 OutputCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -34,10 +45,6 @@ class RequestError(ValueError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-class SandboxUnavailableError(RuntimeError):
-    """No sandbox could be started (runsc missing, runtime missing, start failed)."""
 
 
 @dataclass
@@ -142,17 +149,26 @@ async def _ready_messages(session: Any, socket: zmq.asyncio.Socket) -> list[dict
         messages.append(session.deserialize(frames))
 
 
+@dataclass(eq=False)
+class _Session:
+    sandbox: Sandbox | None = None  # taken from the pool by the session's first execution
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_used: float = field(default_factory=time.monotonic)
+
+
 class ExecutionService(LoggingConfigurable):
     """Runs code in sandboxed kernels with a wall-time limit."""
 
-    kernel_manager = Instance(AsyncMultiKernelManager, help="Starts and stops the kernels.")
-    kernel_name = Unicode("python3-sandboxed", config=True, help="Kernelspec of the sandboxed kernel.")
+    pool = Instance(KernelPool, help="Where sandboxes come from and go back to.")
+    metrics = Instance(Metrics, args=())
     default_timeout = Float(10.0, config=True, help="Wall time per execution when the request names none, s.")
     max_timeout = Float(30.0, config=True, help="Largest wall time a request may ask for, s.")
     interrupt_grace = Float(
         2.0, config=True, help="Time an interrupted execution has to stop before its kernel is killed, s."
     )
-    start_timeout = Float(60.0, config=True, help="Time a sandbox has to start and answer kernel_info, s.")
+    session_idle_timeout = Float(
+        600.0, config=True, help="A session unused this long is ended and its sandbox destroyed, s (0: never)."
+    )
     max_code_bytes = Integer(64 * 1024, config=True, help="Largest code accepted, bytes (UTF-8).")
     max_stdin_bytes = Integer(1024 * 1024, config=True, help="Largest stdin accepted, bytes (UTF-8).")
     max_output_bytes = Integer(
@@ -163,16 +179,14 @@ class ExecutionService(LoggingConfigurable):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._sessions: dict[tuple[str, str], str] = {}
-        self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
-        # One connected client per kernel, kept while the kernel lives: a new
-        # client per request would pay the ZMQ connect and kernel_info again.
-        self._clients: dict[str, Any] = {}
+        self._sessions: dict[tuple[str, str], _Session] = {}
+        self._culler: asyncio.Task[Any] | None = None
+        self.metrics.observe_sessions(lambda: len(self._sessions))
 
     @property
     def _km(self) -> Any:
         # jupyter_client types its async managers with their synchronous signatures.
-        return self.kernel_manager
+        return self.pool.kernel_manager
 
     def check(self, request: ExecutionRequest) -> float:
         """Apply the service's limits to a request; return its timeout."""
@@ -185,106 +199,92 @@ class ExecutionService(LoggingConfigurable):
             raise RequestError(400, f"'timeout_s' must be greater than 0 and at most {self.max_timeout:g}")
         return timeout
 
+    def start(self) -> None:
+        """Start the pool and the culling of idle sessions (needs a running loop)."""
+        self.pool.start()
+        if self.session_idle_timeout > 0 and self._culler is None:
+            self._culler = asyncio.ensure_future(self._cull_idle_sessions())
+
     async def execute(
         self, request: ExecutionRequest, owner: str = "", on_output: OutputCallback | None = None
     ) -> ExecutionResult:
         timeout = self.check(request)
         if request.session_id is None:
-            kernel_id = await self._start_kernel()
+            sandbox = await self.pool.acquire(owner)
             try:
-                result, _ = await self._run(kernel_id, request, timeout, on_output)
-                return result
+                result, _ = await self._run(sandbox, request, timeout, on_output)
             finally:
-                await self._shutdown(kernel_id)
+                self.pool.release(sandbox)  # destroyed after the answer, off its path
+            return self._record(result)
         key = (owner, request.session_id)
-        async with self._session_locks.setdefault(key, asyncio.Lock()):
-            session_kernel = self._sessions.get(key)
-            if session_kernel is None or session_kernel not in self._km:
-                session_kernel = self._sessions[key] = await self._start_kernel()
-            result, state = await self._run(session_kernel, request, timeout, on_output)
-            if state == "dead":  # the session starts afresh next time
-                del self._sessions[key]
-                await self._shutdown(session_kernel)
-            elif state == "stuck":  # ignored the interrupt: kill it and start a new sandbox
-                self._disconnect(session_kernel)
-                await self._km.restart_kernel(session_kernel, now=True)
-                self._km.get_kernel(session_kernel).stop_restarter()
-            return result
+        while True:
+            session = self._sessions.setdefault(key, _Session())
+            async with session.lock:
+                if self._sessions.get(key) is not session:
+                    continue  # ended (culled, or its sandbox died) while we waited for it
+                if session.sandbox is None:
+                    try:
+                        session.sandbox = await self.pool.acquire(owner)
+                    except Exception:
+                        del self._sessions[key]
+                        raise
+                result, state = await self._run(session.sandbox, request, timeout, on_output)
+                session.last_used = time.monotonic()
+                if state != "ok":  # dead, or deaf to the interrupt: the session starts afresh next time
+                    await self.end_session(owner, request.session_id)
+                return self._record(result)
 
     def session_kernel(self, owner: str, session_id: str) -> Any:
         """The KernelManager behind a session, or None."""
-        kernel_id = self._sessions.get((owner, session_id))
-        return None if kernel_id is None else self._km.get_kernel(kernel_id)
+        session = self._sessions.get((owner, session_id))
+        if session is None or session.sandbox is None:
+            return None
+        return self._km.get_kernel(session.sandbox.kernel_id)
 
     async def end_session(self, owner: str, session_id: str) -> bool:
-        kernel_id = self._sessions.pop((owner, session_id), None)
-        if kernel_id is not None:
-            await self._shutdown(kernel_id)
-        return kernel_id is not None
+        session = self._sessions.pop((owner, session_id), None)
+        if session is not None and session.sandbox is not None:
+            self.pool.release(session.sandbox)
+        return session is not None
 
     async def shutdown(self) -> None:
-        """Shut down every session kernel (the server is stopping)."""
+        """End every session and stop the pool (the server is stopping)."""
+        if self._culler is not None:
+            self._culler.cancel()
         for key in list(self._sessions):
             await self.end_session(*key)
+        await self.pool.stop()
 
-    async def _start_kernel(self) -> str:
-        km = self._km
-        try:
-            kernel_id: str = await km.start_kernel(kernel_name=self.kernel_name)
-        except Exception as e:
-            self.log.error("Could not start a sandbox: %s", e)
-            raise SandboxUnavailableError(f"could not start a sandbox: {e}") from e
-        # Deaths are reported to the caller as results; no automatic restarts.
-        km.get_kernel(kernel_id).stop_restarter()
-        return kernel_id
+    def _record(self, result: ExecutionResult) -> ExecutionResult:
+        self.metrics.executions.labels(status=result.status).inc()
+        self.metrics.execution_duration.observe(result.duration_ms / 1000)
+        return result
 
-    async def _connect(self, kernel_id: str) -> Any:
-        client = self._clients.get(kernel_id)
-        if client is None:
-            client = self._km.get_kernel(kernel_id).client()
-            client.start_channels()
-            self._clients[kernel_id] = client
-            await client.wait_for_ready(timeout=self.start_timeout)
-        return client
-
-    def _disconnect(self, kernel_id: str) -> None:
-        client = self._clients.pop(kernel_id, None)
-        if client is not None:
-            client.stop_channels()
-
-    async def _shutdown(self, kernel_id: str) -> None:
-        self._disconnect(kernel_id)
-        if kernel_id in self._km:
-            await self._km.shutdown_kernel(kernel_id, now=True)
+    async def _cull_idle_sessions(self) -> None:
+        while True:
+            await asyncio.sleep(min(30.0, self.session_idle_timeout / 4))
+            cutoff = time.monotonic() - self.session_idle_timeout
+            for key, session in list(self._sessions.items()):
+                if session.last_used < cutoff and not session.lock.locked() and self._sessions.get(key) is session:
+                    self.log.info("Ending session %s of %s: idle for %.0f s", key[1], key[0], self.session_idle_timeout)
+                    await self.end_session(*key)
 
     async def _alive(self, kernel_id: str) -> bool:
         return kernel_id in self._km and bool(await self._km.get_kernel(kernel_id).is_alive())
-
-    def _log_tail(self, kernel_id: str) -> str:
-        log_tail = getattr(self._km.get_kernel(kernel_id).provisioner, "log_tail", None)
-        tail = log_tail() if log_tail else ""
-        return f"; its last words: {tail}" if tail else ""
 
     def _died_status(self, kernel_id: str) -> str:
         provisioner = self._km.get_kernel(kernel_id).provisioner
         return "memory_limit" if getattr(provisioner, "oom_killed", False) else "killed"
 
     async def _run(
-        self, kernel_id: str, request: ExecutionRequest, timeout: float, on_output: OutputCallback | None
+        self, sandbox: Sandbox, request: ExecutionRequest, timeout: float, on_output: OutputCallback | None
     ) -> tuple[ExecutionResult, str]:
         """Run one execution; also say what became of the kernel: ok, stuck or dead."""
         result = ExecutionResult(execution_id=uuid.uuid4().hex)
         started = time.monotonic()
         try:
-            try:
-                client = await self._connect(kernel_id)
-            except RuntimeError as e:  # died or never answered while starting
-                self._disconnect(kernel_id)
-                raise SandboxUnavailableError(
-                    f"the sandbox did not become ready: {e}{self._log_tail(kernel_id)}"
-                ) from e
             collector = _Collector(result, on_output, self.max_output_bytes)
-            state = await self._exchange(kernel_id, client, request, timeout, collector)
+            state = await self._exchange(sandbox.kernel_id, sandbox.client, request, timeout, collector)
         finally:
             result.duration_ms = round((time.monotonic() - started) * 1000, 3)
         return result, state

@@ -9,9 +9,16 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerJinjaMixin, ExtensionHandlerMixin
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
 
-from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError, SandboxUnavailableError
+from kernel_gateway_ext.execution import (
+    CapacityError,
+    ExecutionRequest,
+    ExecutionService,
+    RequestError,
+    SandboxUnavailableError,
+)
 
 AUTH_RESOURCE = "coderemote"
 SINGLE_USER = "local"
@@ -69,9 +76,23 @@ class ExecuteHandler(CodeRemoteAPIHandler):
             result = await self.execution.execute(request, owner=self.owner())
         except RequestError as e:
             raise web.HTTPError(e.status, str(e)) from e
+        except CapacityError as e:
+            raise HTTPErrorWithHeaders(503, str(e), {"Retry-After": str(e.retry_after)}) from e
         except SandboxUnavailableError as e:
             raise HTTPErrorWithHeaders(503, str(e), {"Retry-After": "5"}) from e
         self.finish(result.to_dict())
+
+
+class MetricsHandler(ExtensionHandlerMixin, JupyterHandler):  # type: ignore[misc]
+    """Prometheus text format (an APIHandler would answer it as JSON)."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest(self.settings["coderemote_metrics"].registry))
 
 
 class HealthHandler(CodeRemoteAPIHandler):
@@ -97,5 +118,6 @@ class PageHandler(ExtensionHandlerJinjaMixin, ExtensionHandlerMixin, JupyterHand
 default_handlers = [
     (r"/api/coderemote/execute", ExecuteHandler),
     (r"/api/coderemote/health", HealthHandler),
+    (r"/api/coderemote/metrics", MetricsHandler),
     (r"/coderemote/?", PageHandler),
 ]

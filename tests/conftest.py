@@ -37,6 +37,8 @@ def jp_server_config() -> dict[str, Any]:
         },
         "MappingKernelManager": {"default_kernel_name": "python3-sandboxed"},
         "CodeRemoteApp": {"build_runtime": False},
+        # Most tests start sandboxes on demand; tests/test_pool.py runs with a warm pool.
+        "KernelPool": {"size": 0},
     }
 
 

@@ -168,6 +168,8 @@ async def test_bad_input(jp_fetch: Any, body: bytes, status: int, fragment: str)
     assert fragment in error["message"]
 
 
-async def test_no_sandbox_left_after_requests(execute: Execute) -> None:
+async def test_no_sandbox_left_after_requests(execute: Execute, jp_serverapp: Any) -> None:
     await execute("print(1)")
+    await execute("x = 1", session_id="left")
+    await jp_serverapp.web_app.settings["coderemote_execution"].shutdown()
     assert running_sandboxes(owner_pid=os.getpid()) == []

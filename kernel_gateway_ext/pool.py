@@ -1,0 +1,259 @@
+"""Sandboxed kernels on tap: a warm pool, limits on how many run, and their end.
+
+Starting a gVisor kernel takes about a second or two; a request should not
+wait for it. The pool keeps ``size`` started, connected, never-used kernels.
+A kernel taken from it serves one caller (one execution, or one session) and
+is destroyed afterwards: kernels are never reused across requests or users.
+When the pool is empty a kernel is started on demand. Past ``max_kernels``
+running sandboxes, or ``max_kernels_per_user`` for one owner, callers wait
+up to ``queue_timeout`` and are then refused with :class:`CapacityError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_client.multikernelmanager import AsyncMultiKernelManager
+from traitlets import Float, Instance, Integer, Unicode
+from traitlets.config import LoggingConfigurable
+
+from kernel_gateway_ext.metrics import Metrics
+
+
+class SandboxUnavailableError(RuntimeError):
+    """No sandbox could be started (runsc missing, runtime missing, start failed)."""
+
+
+class CapacityError(RuntimeError):
+    """Too many sandboxes are running; the caller may retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(eq=False)
+class Sandbox:
+    """A started kernel with a connected client, handed to one owner."""
+
+    kernel_id: str
+    client: Any
+    owner: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+class KernelPool(LoggingConfigurable):
+    """Warm, never-used sandboxed kernels, and the limits on running ones."""
+
+    kernel_manager = Instance(AsyncMultiKernelManager, help="Starts and stops the kernels.")
+    metrics = Instance(Metrics, args=())
+    kernel_name = Unicode("python3-sandboxed", config=True, help="Kernelspec of the sandboxed kernel.")
+    size = Integer(2, config=True, help="Started, never-used kernels kept ready (0: start each on demand).")
+    max_kernels = Integer(16, config=True, help="Sandboxes running at once, idle pool ones included.")
+    max_kernels_per_user = Integer(4, config=True, help="Sandboxes one owner may hold at once (sessions included).")
+    queue_timeout = Float(10.0, config=True, help="How long a caller waits for capacity before a 503, s.")
+    start_timeout = Float(60.0, config=True, help="Time a sandbox has to start and answer kernel_info, s.")
+    check_interval = Float(2.0, config=True, help="How often idle pool kernels are checked for life, s.")
+    max_backoff = Float(30.0, config=True, help="Longest pause between failed refills, s.")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._idle: deque[Sandbox] = deque()
+        self._held: dict[str, Sandbox] = {}  # handed out, or being destroyed
+        self._starting = 0
+        self._starting_for: Counter[str] = Counter()  # on-demand starts per owner
+        self._changed = asyncio.Condition()
+        self._refill_needed = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loops: list[asyncio.Task[Any]] = []
+        self.last_error: str | None = None
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self.metrics.observe_pool(self)
+
+    # -- public ---------------------------------------------------------------
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    @property
+    def starting(self) -> int:
+        return self._starting
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    @property
+    def running(self) -> int:
+        return len(self._idle) + len(self._held) + self._starting
+
+    def held_by(self, owner: str) -> int:
+        return sum(1 for s in self._held.values() if s.owner == owner) + self._starting_for[owner]
+
+    def start(self) -> None:
+        """Start filling the pool and watching its idle kernels (needs a running loop)."""
+        if self.size > 0 and not self._loops:
+            self._loops = [asyncio.ensure_future(self._refill_loop()), asyncio.ensure_future(self._check_loop())]
+            self._refill_needed.set()
+
+    async def acquire(self, owner: str) -> Sandbox:
+        """A fresh sandbox for ``owner``: from the pool, else started now; waits for capacity."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.queue_timeout
+        async with self._changed:
+            while True:
+                if self.held_by(owner) < self.max_kernels_per_user:
+                    if self._idle:
+                        sandbox = self._idle.popleft()
+                        sandbox.owner = owner
+                        self._held[sandbox.kernel_id] = sandbox
+                        self.metrics.pool_hits.inc()
+                        self._refill_needed.set()
+                        return sandbox
+                    if self.running < self.max_kernels:
+                        self._starting += 1
+                        self._starting_for[owner] += 1
+                        break
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    reason = "per_user" if self.held_by(owner) >= self.max_kernels_per_user else "capacity"
+                    self.metrics.rejected.labels(reason=reason).inc()
+                    raise CapacityError(self._busy_message(owner), retry_after=max(1, round(self.queue_timeout)))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+        self.metrics.pool_misses.inc()
+        try:
+            sandbox = await self._start_sandbox()
+            sandbox.owner = owner
+            self._held[sandbox.kernel_id] = sandbox
+            return sandbox
+        finally:
+            self._starting_for[owner] -= 1
+            await self._done_starting()
+
+    def release(self, sandbox: Sandbox) -> None:
+        """Destroy a sandbox in the background; its capacity returns once it is gone."""
+        self._background(self._destroy(sandbox))
+
+    async def stop(self) -> None:
+        """Stop refilling and destroy every kernel of the pool, idle or held."""
+        # The refill loop finishes the start it is in (cancelling it half-way
+        # could leave a sandbox that nobody knows about); the checker just stops.
+        self._stopping = True
+        self._stopped.set()
+        self._refill_needed.set()
+        refill, check = self._loops or (None, None)
+        if check is not None:
+            check.cancel()
+        if refill is not None:
+            await asyncio.gather(refill, return_exceptions=True)
+        self._loops = []
+        while self._idle:
+            self.release(self._idle.popleft())
+        for sandbox in list(self._held.values()):
+            self.release(sandbox)
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- starting and stopping kernels ----------------------------------------
+
+    def _busy_message(self, owner: str) -> str:
+        if self.held_by(owner) >= self.max_kernels_per_user:
+            return f"you already hold {self.max_kernels_per_user} sandboxes; end a session or retry later"
+        return f"all {self.max_kernels} sandboxes are busy; retry later"
+
+    async def _start_sandbox(self) -> Sandbox:
+        started = time.monotonic()
+        km: Any = self.kernel_manager
+        try:
+            kernel_id: str = await km.start_kernel(kernel_name=self.kernel_name)
+        except Exception as e:
+            self.last_error = str(e)
+            self.log.error("Could not start a sandbox: %s", e)
+            raise SandboxUnavailableError(f"could not start a sandbox: {e}") from e
+        kernel = km.get_kernel(kernel_id)
+        kernel.stop_restarter()  # deaths are reported to callers, not papered over
+        client = kernel.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=self.start_timeout)
+        except RuntimeError as e:  # died or never answered while starting
+            tail = getattr(kernel.provisioner, "log_tail", lambda: "")()
+            client.stop_channels()
+            await km.shutdown_kernel(kernel_id, now=True)
+            self.last_error = f"the sandbox did not become ready: {e}" + (f"; its last words: {tail}" if tail else "")
+            raise SandboxUnavailableError(self.last_error) from e
+        self.last_error = None
+        self.metrics.sandbox_start.observe(time.monotonic() - started)
+        return Sandbox(kernel_id, client)
+
+    async def _destroy(self, sandbox: Sandbox) -> None:
+        try:
+            sandbox.client.stop_channels()
+            km: Any = self.kernel_manager
+            if sandbox.kernel_id in km:
+                await km.shutdown_kernel(sandbox.kernel_id, now=True)
+        except Exception as e:
+            self.log.warning("Could not shut down kernel %s cleanly: %s", sandbox.kernel_id, e)
+        finally:
+            self._held.pop(sandbox.kernel_id, None)
+            async with self._changed:
+                self._changed.notify_all()
+            self._refill_needed.set()
+
+    async def _done_starting(self) -> None:
+        async with self._changed:
+            self._starting -= 1
+            self._changed.notify_all()
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the pool's own loops ---------------------------------------------------
+
+    async def _refill_loop(self) -> None:
+        backoff = 0.0
+        while not self._stopping:
+            await self._refill_needed.wait()
+            self._refill_needed.clear()
+            while (
+                not self._stopping and len(self._idle) + self._starting < self.size and self.running < self.max_kernels
+            ):
+                self._starting += 1
+                try:
+                    sandbox = await self._start_sandbox()
+                except SandboxUnavailableError:
+                    backoff = min(self.max_backoff, max(0.5, backoff * 2))
+                    self.log.warning("Pool refill failed; next try in %.1f s", backoff)
+                    await self._done_starting()
+                    with contextlib.suppress(TimeoutError):  # a stop cuts the pause short
+                        await asyncio.wait_for(self._stopped.wait(), backoff)
+                    continue
+                backoff = 0.0
+                async with self._changed:
+                    self._starting -= 1
+                    self._idle.append(sandbox)
+                    self._changed.notify_all()
+
+    async def _check_loop(self) -> None:
+        """Replace idle kernels that died while waiting (killed, crashed)."""
+        km: Any = self.kernel_manager
+        while True:
+            await asyncio.sleep(self.check_interval)
+            for sandbox in list(self._idle):
+                if sandbox.kernel_id in km and await km.get_kernel(sandbox.kernel_id).is_alive():
+                    continue
+                self.log.warning("Idle pool kernel %s died; replacing it", sandbox.kernel_id)
+                with contextlib.suppress(ValueError):
+                    self._idle.remove(sandbox)
+                    self._held[sandbox.kernel_id] = sandbox
+                    self.release(sandbox)
