@@ -100,11 +100,13 @@ def test_jupyter_coderemote_serves_page_and_api(server: Server) -> None:
 
 def test_killed_server_leaves_sandboxes_that_the_next_start_reaps(tmp_path: Path) -> None:
     first = Server(tmp_path)
-    status, result = first.request("POST", "api/coderemote/execute", {"code": "x = 1", "session_id": "keep"})
-    assert (status, result["status"]) == (200, "ok")
-    orphans = running_sandboxes(owner_pid=first.proc.pid)  # the session's, and the warm pool's
-    assert orphans
-    first.stop(signal.SIGKILL)  # no chance to clean up
+    try:
+        status, result = first.request("POST", "api/coderemote/execute", {"code": "x = 1", "session_id": "keep"})
+        assert (status, result["status"]) == (200, "ok")
+        orphans = running_sandboxes(owner_pid=first.proc.pid)  # the session's, and the warm pool's
+        assert orphans
+    finally:
+        first.stop(signal.SIGKILL)  # no chance to clean up
     assert set(orphans) <= set(running_sandboxes())
 
     second = Server(tmp_path)
