@@ -249,20 +249,27 @@ def free_port() -> int:
 class Server:
     """A Jupyter server subprocess on a free port, with token auth, its log in a file."""
 
+    status_path = "/api/status"  # answers 200 once the server is up
+    request_timeout = START_TIMEOUT
+
     def __init__(self, label: str, command: list[str], workdir: Path) -> None:
         self.label = label
         self.port = free_port()
         self.token = uuid.uuid4().hex
-        self.command = command + [
+        self.command = command + self.server_flags()
+        self.workdir = workdir
+        self.log_path = workdir / f"{label}.log"
+        self.env: dict[str, str] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.kernel_ids: set[str] = set()
+
+    def server_flags(self) -> list[str]:
+        return [
             f"--port={self.port}",
             "--ServerApp.ip=127.0.0.1",
             f"--IdentityProvider.token={self.token}",
             "--ServerApp.open_browser=False",
         ]
-        self.workdir = workdir
-        self.log_path = workdir / f"{label}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.kernel_ids: set[str] = set()
 
     @property
     def headers(self) -> dict[str, str]:
@@ -270,13 +277,15 @@ class Server:
 
     def start(self) -> None:
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(self.command, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                self.command, cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.label} server exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                if self.api("GET", "/api/status")[0] == 200:
+                if self.api("GET", self.status_path)[0] == 200:
                     return
             except OSError:
                 pass
@@ -291,7 +300,7 @@ class Server:
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """One request on a new connection; the decoded JSON answer (or its text, or None)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=START_TIMEOUT)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.request_timeout)
         try:
             conn.request(method, path, None if body is None else json.dumps(body), self.headers)
             response = conn.getresponse()

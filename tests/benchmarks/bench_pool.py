@@ -75,7 +75,6 @@ import websocket
 from bench_execution import (
     START_TIMEOUT,
     Server,
-    free_port,
     jupyter_message,
     list_sandboxes,
     machine_load,
@@ -562,66 +561,26 @@ def install_kernel_gateway(workdir: Path) -> Path | None:
     return venv
 
 
-class KernelGateway:
+class KernelGateway(Server):
     """``jupyter kernelgateway`` (jupyter-websocket mode) on a free port, token auth, its own runtime dir."""
 
+    status_path = "/api"
+    request_timeout = KG_STEP_TIMEOUT
+
     def __init__(self, venv: Path, workdir: Path, prespawn: int) -> None:
-        self.label = "kernelgateway"
-        self.port = free_port()
-        self.token = uuid.uuid4().hex
-        self.workdir = workdir
+        self.prespawn = prespawn
+        super().__init__("kernelgateway", [str(venv / "bin" / "jupyter-kernelgateway")], workdir)
         self.runtime_dir = workdir / "kg-runtime"  # kernel connection files: marks this run's KG kernels
-        self.log_path = workdir / "kernelgateway.log"
-        self.command = [
-            str(venv / "bin" / "jupyter-kernelgateway"),
+        self.env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(self.runtime_dir)}
+
+    def server_flags(self) -> list[str]:
+        return [
             "--KernelGatewayApp.ip=127.0.0.1",
             f"--KernelGatewayApp.port={self.port}",
             f"--KernelGatewayApp.auth_token={self.token}",
-            f"--KernelGatewayApp.prespawn_count={prespawn}",
+            f"--KernelGatewayApp.prespawn_count={self.prespawn}",
             "--JupyterWebsocketPersonality.list_kernels=True",
         ]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"token {self.token}", "Content-Type": "application/json"}
-
-    def start(self) -> None:
-        env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(self.runtime_dir)}
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                self.command, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Kernel Gateway exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if self.api("GET", "/api")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"Kernel Gateway did not answer within {START_TIMEOUT:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=KG_STEP_TIMEOUT)
-        try:
-            conn.request(method, path, None if body is None else json.dumps(body), self.headers)
-            response = conn.getresponse()
-            data = response.read()
-            try:
-                return response.status, json.loads(data) if data else None
-            except ValueError:
-                return response.status, data.decode(errors="replace")
-        finally:
-            conn.close()
 
     def kernels(self, tries: int = 5) -> list[dict[str, Any]]:
         """Its kernels. KG answers 500 while a kernel is starting (no last_activity yet): retried."""
