@@ -21,8 +21,8 @@ from typing import Any
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 
-from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError, SandboxUnavailableError
-from kernel_gateway_ext.pool import KernelPool
+from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError
+from kernel_gateway_ext.pool import KernelPool, SandboxUnavailableError
 from kernel_images import runtime
 
 EXIT_CODES = {"ok": 0, "error": 1}

@@ -22,16 +22,7 @@ from traitlets import Float, Instance, Integer
 from traitlets.config import LoggingConfigurable
 
 from kernel_gateway_ext.metrics import Metrics
-from kernel_gateway_ext.pool import CapacityError, KernelPool, Sandbox, SandboxUnavailableError
-
-__all__ = [
-    "CapacityError",
-    "ExecutionRequest",
-    "ExecutionResult",
-    "ExecutionService",
-    "RequestError",
-    "SandboxUnavailableError",
-]
+from kernel_gateway_ext.pool import KernelPool, Sandbox
 
 OutputCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")

@@ -12,13 +12,8 @@ from jupyter_server.extension.handler import ExtensionHandlerJinjaMixin, Extensi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
 
-from kernel_gateway_ext.execution import (
-    CapacityError,
-    ExecutionRequest,
-    ExecutionService,
-    RequestError,
-    SandboxUnavailableError,
-)
+from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError
+from kernel_gateway_ext.pool import CapacityError, SandboxUnavailableError
 
 AUTH_RESOURCE = "coderemote"
 SINGLE_USER = "local"
