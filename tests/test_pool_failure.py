@@ -34,4 +34,5 @@ async def test_runsc_failing(jp_fetch: Any, jp_serverapp: Any) -> None:
     health = json.loads(e.value.response.body)
     assert e.value.code == 503 and health["status"] == "unavailable"
     assert "apt-get install -y runsc" in health["pool"]["last_error"]
-    assert (pool.idle, pool.running) == (0, 0)  # nothing half-started is counted or left
+    # Nothing half-started is kept (a refill attempt may be under way at this instant).
+    assert (pool.idle, pool.held, pool.kernel_manager.list_kernel_ids()) == (0, 0, [])
