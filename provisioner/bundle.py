@@ -123,11 +123,20 @@ def oci_config(spec: SandboxSpec, rootfs: Path) -> dict[str, Any]:
 
 
 def prepare_rootfs(rootfs: Path, spec: SandboxSpec) -> None:
-    """Create the read-only skeleton with a mount point for every mount (idempotent)."""
+    """Create the read-only skeleton with a mount point for every mount (idempotent).
+
+    The skeleton is shared by running sandboxes: a file is only ever replaced
+    whole (never truncated in place), and only when its content changes.
+    """
     for name, template in ETC_FILES.items():
         target = rootfs / "etc" / name
+        content = template.format(uid=spec.uid)
+        if target.exists() and target.read_text() == content:
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(template.format(uid=spec.uid))
+        partial = target.with_name(f".{name}.{os.getpid()}")
+        partial.write_text(content)
+        partial.replace(target)
     for mount in _mounts(spec):
         point = rootfs / mount["destination"].lstrip("/")
         if mount["type"] == "bind" and not os.path.isdir(mount["source"]):
