@@ -1,0 +1,77 @@
+"""Code patterns of a snippet (from the analysis package) and the patterns a search query asks for."""
+
+from __future__ import annotations
+
+import re
+
+
+def detect_patterns(code: str) -> list[str]:
+    """The patterns the static analysis finds in ``code`` (recursion, sorting, plotting, ...)."""
+    try:
+        from analysis_ext.patterns import detect_patterns as detect
+    except ImportError:  # the analysis package does not detect patterns yet
+        return []
+    try:
+        return sorted(set(detect(code)))
+    except Exception:  # code that does not parse has no patterns; it is still a snippet
+        return []
+
+
+# Words people use for each pattern. General vocabulary, not tuned to any query set:
+# a query word maps to the patterns it names; stems cover the usual endings.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "recursion": ("recursion", "recursive", "recursively", "recurse", "recurses", "recursing"),
+    "memoization": ("memo", "memoize", "memoized", "memoization", "memoise", "memoised", "cache", "cached",
+                    "caching", "lru"),
+    "dynamic_programming": ("dp", "dynamic", "tabulation", "knapsack", "subproblem", "subproblems"),
+    "two_pointers": ("pointer", "pointers"),
+    "sliding_window": ("window", "sliding"),
+    "binary_search": ("bisect", "bisection", "binary"),
+    "bfs": ("bfs", "breadth"),
+    "dfs": ("dfs", "depth"),
+    "graph": ("graph", "graphs", "node", "nodes", "edge", "edges", "vertex", "vertices", "maze",
+              "network", "neighbors", "neighbours"),
+    "sorting": ("sort", "sorted", "sorting", "sorts", "ordering"),
+    "hashing": ("hash", "hashing", "hashmap", "dictionary", "dict", "lookup", "duplicate", "duplicates", "dedupe",
+                "counting", "frequency", "frequencies"),
+    "heap": ("heap", "heapq", "priority"),
+    "greedy": ("greedy",),
+    "backtracking": ("backtrack", "backtracking", "permutation", "permutations", "combinations", "subsets"),
+    "divide_and_conquer": ("divide", "conquer", "merge"),
+    "string_processing": ("string", "strings", "word", "words", "character", "characters", "palindrome",
+                          "parse", "parsing"),
+    "math": ("math", "prime", "primes", "factorial", "gcd", "arithmetic", "fibonacci"),
+    "matrix": ("matrix", "matrices", "grid", "2d"),
+    "linked_list": ("linked",),
+    "tree": ("tree", "trees", "bst", "trie"),
+    "stack": ("stack", "stacks", "lifo", "brackets", "parentheses"),
+    "queue": ("queue", "queues", "fifo", "deque"),
+    "generator": ("generator", "generators", "yield", "lazy", "lazily", "stream", "streaming"),
+    "class": ("class", "classes", "object", "objects", "oop"),
+    "plotting": ("plot", "plots", "plotting", "chart", "charts", "graphing", "visualize", "visualise",
+                 "visualization", "visualisation", "histogram", "figure", "matplotlib", "draw", "drawing"),
+    "dataframe": ("dataframe", "dataframes", "pandas", "table", "tables", "csv", "spreadsheet"),
+    "numpy": ("numpy", "array", "arrays", "vector", "vectors", "vectorized"),
+    "regex": ("regex", "regexp", "regular"),
+    "file_io": ("file", "files", "disk", "filesystem"),
+    "http": ("http", "request", "requests", "api", "url", "download", "web", "fetch"),
+    "randomness": ("random", "randomly", "shuffle", "sample", "sampling", "dice", "coin"),
+    "datetime": ("date", "dates", "timestamp", "datetime", "calendar", "weekday", "timezone"),
+}
+
+_WORD_TO_PATTERNS: dict[str, set[str]] = {}
+for _pattern, _words in SYNONYMS.items():
+    for _word in _words:
+        _WORD_TO_PATTERNS.setdefault(_word, set()).add(_pattern)
+
+
+def query_patterns(query: str) -> list[str]:
+    """The pattern names that the words of ``query`` point at ("recursive" -> recursion)."""
+    found: set[str] = set()
+    for word in re.findall(r"[a-z0-9]+", query.lower()):
+        found |= _WORD_TO_PATTERNS.get(word, set())
+        # plural and verb endings ("charts", "sorted") of the listed words
+        for suffix in ("es", "s", "ed", "ing"):
+            if word.endswith(suffix) and len(word) > len(suffix) + 2:
+                found |= _WORD_TO_PATTERNS.get(word[: -len(suffix)], set())
+    return sorted(found)

@@ -1,0 +1,391 @@
+"""The snippet store: per-user CRUD, stars, listing and hybrid search on PostgreSQL + pgvector.
+
+Every call is blocking (SQLAlchemy with psycopg 3); the REST handlers run them
+in threads. Embedding happens in a background thread: a snippet is found by
+its words as soon as it is saved and by its meaning once its vector exists.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.pool import NullPool
+from traitlets import Enum, Float, Int, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from snippets import migrate
+from snippets.embeddings import Embedder, EmbeddingError, GeminiEmbedder, MiniLMEmbedder, document_text
+from snippets.models import Snippet, User
+from snippets.patterns import detect_patterns, query_patterns
+from snippets.postgres import EmbeddedPostgres
+from snippets.search import Filters, ensure_vector_index, hybrid_search
+
+MAX_CODE_BYTES = 64 * 1024
+ANALYSIS_FIELDS = (
+    "time_complexity", "space_complexity", "explanation", "suggestions", "patterns", "analyzed_at", "model_used",
+)
+NO_FILTERS = Filters()
+EDITABLE_FIELDS = ("name", "description", "code", "language", "is_starred", *ANALYSIS_FIELDS)
+
+
+class SnippetNotFound(LookupError):
+    """No such snippet for this owner (another owner's snippet is 'not found' too)."""
+
+
+class VersionConflict(RuntimeError):
+    """The snippet changed since the version the caller had."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"the snippet is at version {current}")
+        self.current = current
+
+
+@dataclass(frozen=True)
+class Page:
+    snippets: list[dict[str, Any]]
+    total: int
+
+
+def sqlalchemy_url(uri: str) -> str:
+    """A ``postgresql://`` URI with the psycopg 3 driver, which SQLAlchemy needs named."""
+    url = make_url(uri)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+class SnippetStore(LoggingConfigurable):
+    """Saved snippets of every user, their vectors and the search over them."""
+
+    database_url = Unicode(
+        config=True,
+        help="""PostgreSQL (with pgvector) to use, e.g. postgresql://user:pass@host/db.
+        Empty: the embedded server in data_dir, started on demand. Default: $CODEREMOTE_DATABASE_URL.
+        Server-side only: it never reaches the sandbox.""",
+    )
+
+    @default("database_url")
+    def _default_database_url(self) -> str:
+        return os.environ.get("CODEREMOTE_DATABASE_URL", "")
+
+    data_dir = Unicode(config=True, help="Where the embedded PostgreSQL keeps its data (kept between runs).")
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        from jupyter_core.paths import jupyter_data_dir
+
+        return str(Path(jupyter_data_dir()) / "coderemote")
+
+    embedding_provider = Enum(
+        ["auto", "local", "gemini"],
+        "auto",
+        config=True,
+        help="Embedding model: 'local' (all-MiniLM-L6-v2, offline), 'gemini', or 'auto' (Gemini when a key is set).",
+    )
+    gemini_api_key = Unicode(config=True, help="Gemini API key (default: $GEMINI_API_KEY or $GOOGLE_API_KEY).")
+
+    @default("gemini_api_key")
+    def _default_gemini_api_key(self) -> str:
+        return os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY") or ""
+
+    gemini_embedding_model = Unicode("gemini-embedding-001", config=True, help="Gemini embedding model.")
+    gemini_embedding_dimensions = Int(768, config=True, help="Size of the Gemini vectors (output_dimensionality).")
+    gemini_base_url = Unicode("", config=True, help="Base URL of the Gemini API (a proxy); empty for Google's.")
+    embed_retry_delay = Float(5.0, config=True, help="Seconds before embedding is retried after a failure.")
+
+    def __init__(self, embedder: Embedder | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._embedder = embedder
+        self._embedded_postgres: EmbeddedPostgres | None = None
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+        self._user_ids: dict[str, int] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._worker: threading.Thread | None = None
+        self.last_embedding_error: str | None = None
+
+    # life cycle
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            use_gemini = self.embedding_provider == "gemini" or (
+                self.embedding_provider == "auto" and bool(self.gemini_api_key)
+            )
+            if use_gemini:
+                self._embedder = GeminiEmbedder(
+                    self.gemini_api_key,
+                    model=self.gemini_embedding_model,
+                    dimensions=self.gemini_embedding_dimensions,
+                    base_url=self.gemini_base_url or None,
+                )
+            else:
+                self._embedder = MiniLMEmbedder()
+        return self._embedder
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("the snippet store is not started")
+        return self._engine
+
+    def start(self) -> None:
+        """Connect (starting the embedded server if no URL is configured), migrate, start the embedding worker."""
+        uri = self.database_url
+        if not uri:
+            self._embedded_postgres = EmbeddedPostgres(Path(self.data_dir) / "postgres")
+            uri = self._create_database(self._embedded_postgres.start(), "coderemote")
+        self._engine = create_engine(sqlalchemy_url(uri), pool_size=8, pool_pre_ping=True)
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        migrate.upgrade(self._engine)
+        with self._engine.begin() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": migrate._MIGRATION_LOCK})
+            ensure_vector_index(connection, self.embedder.model_id, self.embedder.dimensions)
+        self._worker = threading.Thread(target=self._embed_forever, name="snippet-embedding", daemon=True)
+        self._worker.start()
+        self._wake.set()  # vectors of another model, or missing from the last run
+
+    def stop(self) -> None:
+        """Stop the worker, close connections and let go of the embedded server."""
+        self._stopping.set()
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.join(timeout=30)
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+        if self._embedded_postgres is not None:
+            self._embedded_postgres.stop()
+            self._embedded_postgres = None
+
+    @staticmethod
+    def _create_database(server_uri: str, name: str) -> str:
+        """The URI of database ``name`` on the embedded server, created if missing."""
+        engine = create_engine(sqlalchemy_url(server_uri), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                # Two processes may race here; the loser's CREATE fails and the database is there either way.
+                exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+                if not exists:
+                    try:
+                        connection.execute(text(f'CREATE DATABASE "{name}"'))
+                    except Exception:
+                        if not connection.execute(
+                            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+                        ).first():
+                            raise
+        finally:
+            engine.dispose()
+        return make_url(server_uri).set(database=name).render_as_string(hide_password=False)
+
+    # users
+
+    def _user_id(self, session: Session, owner: str) -> int:
+        if owner not in self._user_ids:
+            session.execute(insert(User).values(name=owner).on_conflict_do_nothing(index_elements=["name"]))
+            self._user_ids[owner] = session.execute(select(User.id).where(User.name == owner)).scalar_one()
+        return self._user_ids[owner]
+
+    def _owned(self, session: Session, owner: str, snippet_id: str) -> Snippet:
+        try:
+            key = uuid.UUID(str(snippet_id))
+        except ValueError as e:
+            raise SnippetNotFound(snippet_id) from e
+        snippet = session.execute(
+            select(Snippet).where(Snippet.id == key, Snippet.owner_id == self._user_id(session, owner))
+        ).scalar_one_or_none()
+        if snippet is None:
+            raise SnippetNotFound(snippet_id)
+        return snippet
+
+    def _session(self) -> Session:
+        if self._sessions is None:
+            raise RuntimeError("the snippet store is not started")
+        return self._sessions()
+
+    # CRUD
+
+    def create(self, owner: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Save a new snippet; ``fields`` are checked by the caller (see validation)."""
+        values = dict(fields)
+        if "patterns" not in values:
+            values["patterns"] = detect_patterns(values["code"])
+        now = datetime.now(timezone.utc)
+        with self._session() as session, session.begin():
+            snippet = Snippet(owner_id=self._user_id(session, owner), created_at=now, updated_at=now, **values)
+            session.add(snippet)
+            session.flush()
+            result = snippet.to_dict()
+        self._wake.set()
+        return result
+
+    def get(self, owner: str, snippet_id: str) -> dict[str, Any]:
+        with self._session() as session:
+            return self._owned(session, owner, snippet_id).to_dict()
+
+    def update(self, owner: str, snippet_id: str, fields: dict[str, Any], version: int | None = None) -> dict[str, Any]:
+        """Change some fields; with ``version``, only if the snippet is still at that version."""
+        with self._session() as session, session.begin():
+            snippet = self._owned(session, owner, snippet_id)
+            if version is not None and snippet.version != version:
+                raise VersionConflict(snippet.version)
+            code_changed = "code" in fields and fields["code"] != snippet.code
+            for name, value in fields.items():
+                setattr(snippet, name, value)
+            if code_changed:
+                # The analysis described the old code; patterns are found again unless given.
+                for name in ANALYSIS_FIELDS:
+                    if name not in fields:
+                        setattr(snippet, name, None if name != "patterns" else detect_patterns(snippet.code))
+            if {"name", "description", "code"} & fields.keys():
+                snippet.embedding = None
+                snippet.embedding_model = None
+            snippet.updated_at = datetime.now(timezone.utc)
+            try:
+                session.flush()
+            except StaleDataError as e:  # changed by someone else between our read and write
+                raise VersionConflict(self._current_version(snippet_id)) from e
+            result = snippet.to_dict()
+        self._wake.set()
+        return result
+
+    def _current_version(self, snippet_id: str) -> int:
+        with self._session() as session:
+            return int(session.execute(select(Snippet.version).where(Snippet.id == uuid.UUID(snippet_id))).scalar_one())
+
+    def delete(self, owner: str, snippet_id: str) -> None:
+        with self._session() as session, session.begin():
+            session.delete(self._owned(session, owner, snippet_id))
+
+    def star(self, owner: str, snippet_id: str, starred: bool) -> dict[str, Any]:
+        return self.update(owner, snippet_id, {"is_starred": starred})
+
+    def list(self, owner: str, filters: Filters = NO_FILTERS, q: str | None = None, limit: int = 50,
+             offset: int = 0) -> Page:
+        """The owner's snippets, newest change first; ``q`` keeps those whose words or name match."""
+        with self._session() as session:
+            where = [Snippet.owner_id == self._user_id(session, owner)]
+            for column in ("language", "time_complexity", "space_complexity"):
+                if getattr(filters, column) is not None:
+                    where.append(getattr(Snippet, column) == getattr(filters, column))
+            if filters.starred is not None:
+                where.append(Snippet.is_starred == filters.starred)
+            if q:
+                where.append(
+                    or_(
+                        Snippet.search_vector.op("@@")(func.websearch_to_tsquery("english", q)),
+                        Snippet.name.icontains(q, autoescape=True),
+                    )
+                )
+            total = session.execute(select(func.count()).select_from(Snippet).where(*where)).scalar_one()
+            newest_first = select(Snippet).where(*where).order_by(Snippet.updated_at.desc(), Snippet.id)
+            rows = session.execute(newest_first.limit(limit).offset(offset)).scalars()
+            return Page([s.to_dict() for s in rows], int(total))
+
+    # search
+
+    def search(self, owner: str, query: str, limit: int = 10, filters: Filters = NO_FILTERS,
+               signals: tuple[str, ...] = ("vector", "text", "patterns"),
+               query_vector: list[float] | None = None) -> list[dict[str, Any]]:
+        """``[{snippet, score}]``, best first: meaning, words and code patterns fused (see snippets.search)."""
+        embedder = self.embedder
+        if query_vector is None and "vector" in signals:
+            try:
+                query_vector = embedder.embed_query(query)
+            except EmbeddingError as e:  # words and patterns still find things
+                self.log.warning("Searching without meaning: %s", e)
+        with self._session() as session, session.begin():
+            ranked = hybrid_search(
+                session.connection(),
+                owner_id=self._user_id(session, owner),
+                query=query,
+                query_vector=query_vector,
+                query_patterns=query_patterns(query),
+                model_id=embedder.model_id,
+                dimensions=embedder.dimensions,
+                filters=filters,
+                limit=limit,
+                signals=signals,
+            )
+            by_id = {s.id: s for s in session.execute(select(Snippet).where(Snippet.id.in_([i for i, _ in ranked])))
+                     .scalars()}
+            return [{"snippet": by_id[i].to_dict(), "score": round(score, 6)} for i, score in ranked if i in by_id]
+
+    # embedding
+
+    def pending_embeddings(self) -> int:
+        """How many snippets still wait for a vector of the current model."""
+        with self._session() as session:
+            return int(session.execute(select(func.count()).select_from(Snippet).where(self._needs_vector()))
+                       .scalar_one())
+
+    def wait_embedded(self, timeout: float = 60.0) -> None:
+        """Block until every snippet has a vector of the current model (tests, benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while self.pending_embeddings():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"snippets still not embedded after {timeout} s: {self.last_embedding_error}")
+            self._wake.set()
+            time.sleep(0.05)
+
+    def _needs_vector(self) -> Any:
+        return or_(Snippet.embedding_model.is_(None), Snippet.embedding_model != self.embedder.model_id)
+
+    def _embed_forever(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            while not self._stopping.is_set():
+                try:
+                    if not self._embed_batch():
+                        break
+                    self.last_embedding_error = None
+                except Exception as e:  # the provider or the database is down: retry later
+                    self.last_embedding_error = str(e)
+                    self.log.warning("Embedding snippets failed (retrying in %s s): %s", self.embed_retry_delay, e)
+                    self._stopping.wait(self.embed_retry_delay)
+
+    def _embed_batch(self, size: int = 32) -> int:
+        """Embed up to ``size`` snippets that lack a current vector; returns how many were looked at."""
+        embedder = self.embedder
+        with self._session() as session:
+            rows = session.execute(
+                select(Snippet.id, Snippet.version, Snippet.name, Snippet.description, Snippet.code)
+                .where(self._needs_vector())
+                .order_by(Snippet.updated_at.desc())
+                .limit(size)
+            ).all()
+        if not rows:
+            return 0
+        vectors = embedder.embed_documents([document_text(row) for row in rows])
+        with self.engine.begin() as connection:
+            for row, vector in zip(rows, vectors, strict=True):
+                # Not the ORM: a vector is no user-visible change, so the version stays. A snippet
+                # edited meanwhile (other version) keeps waiting for a vector of its new text.
+                connection.execute(
+                    update(Snippet.__table__)
+                    .where(Snippet.__table__.c.id == row.id, Snippet.__table__.c.version == row.version)
+                    .values(embedding=vector, embedding_model=embedder.model_id)
+                )
+        return len(rows)
+
+    def set_embedder(self, embedder: Embedder) -> None:
+        """Switch the embedding model: vectors of the old one are replaced in the background."""
+        with self.engine.begin() as connection:
+            ensure_vector_index(connection, embedder.model_id, embedder.dimensions)
+        self._embedder = embedder
+        self._wake.set()
+
