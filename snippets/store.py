@@ -66,6 +66,26 @@ def sqlalchemy_url(uri: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def create_database(server_uri: str, name: str) -> str:
+    """The URI of database ``name`` on the embedded server, created if missing."""
+    engine = create_engine(sqlalchemy_url(server_uri), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            # Two processes may race here; the loser's CREATE fails and the database is there either way.
+            exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+            if not exists:
+                try:
+                    connection.execute(text(f'CREATE DATABASE "{name}"'))
+                except Exception:
+                    if not connection.execute(
+                        text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+                    ).first():
+                        raise
+    finally:
+        engine.dispose()
+    return make_url(server_uri).set(database=name).render_as_string(hide_password=False)
+
+
 class SnippetStore(LoggingConfigurable):
     """Saved snippets of every user, their vectors and the search over them."""
 
@@ -116,6 +136,7 @@ class SnippetStore(LoggingConfigurable):
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
         self.last_embedding_error: str | None = None
+        self.start_error: str | None = None
 
     # life cycle
 
@@ -147,7 +168,7 @@ class SnippetStore(LoggingConfigurable):
         uri = self.database_url
         if not uri:
             self._embedded_postgres = EmbeddedPostgres(Path(self.data_dir) / "postgres")
-            uri = self._create_database(self._embedded_postgres.start(), "coderemote")
+            uri = create_database(self._embedded_postgres.start(), "coderemote")
         self._engine = create_engine(sqlalchemy_url(uri), pool_size=8, pool_pre_ping=True)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         migrate.upgrade(self._engine)
@@ -170,26 +191,6 @@ class SnippetStore(LoggingConfigurable):
         if self._embedded_postgres is not None:
             self._embedded_postgres.stop()
             self._embedded_postgres = None
-
-    @staticmethod
-    def _create_database(server_uri: str, name: str) -> str:
-        """The URI of database ``name`` on the embedded server, created if missing."""
-        engine = create_engine(sqlalchemy_url(server_uri), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        try:
-            with engine.connect() as connection:
-                # Two processes may race here; the loser's CREATE fails and the database is there either way.
-                exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
-                if not exists:
-                    try:
-                        connection.execute(text(f'CREATE DATABASE "{name}"'))
-                    except Exception:
-                        if not connection.execute(
-                            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-                        ).first():
-                            raise
-        finally:
-            engine.dispose()
-        return make_url(server_uri).set(database=name).render_as_string(hide_password=False)
 
     # users
 

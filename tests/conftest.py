@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 
 from kernel_images import KERNELSPECS_DIR
 from provisioner import GVisorProvisioner
+from snippets.postgres import EmbeddedPostgres
+from snippets.store import create_database
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -28,8 +31,40 @@ def sandboxed_kernelspec(jp_data_dir: Path) -> None:
     shutil.copytree(KERNELSPECS_DIR / "python3-sandboxed", jp_data_dir / "kernels" / "python3-sandboxed")
 
 
+@pytest.fixture(scope="session")
+def postgres_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One embedded PostgreSQL (with pgvector) for the whole test session; its URI."""
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres") / "pgdata")
+    uri = server.start()
+    yield uri
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def snippet_database_url(postgres_uri: str) -> str:
+    """The database that servers of tests that are not about snippets share."""
+    return create_database(postgres_uri, "coderemote_tests")
+
+
 @pytest.fixture
-def jp_server_config() -> dict[str, Any]:
+def fresh_database_url(postgres_uri: str) -> Iterator[str]:
+    """An empty database of its own for one test, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from snippets.store import sqlalchemy_url
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = create_database(postgres_uri, name)
+    yield url
+    engine = create_engine(sqlalchemy_url(postgres_uri), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture
+def jp_server_config(snippet_database_url: str) -> dict[str, Any]:
     return {
         "ServerApp": {
             "jpserver_extensions": {"kernel_gateway_ext": True},
@@ -39,6 +74,7 @@ def jp_server_config() -> dict[str, Any]:
         "CodeRemoteApp": {"build_runtime": False},
         # Most tests start sandboxes on demand; tests/test_pool.py runs with a warm pool.
         "KernelPool": {"size": 0},
+        "SnippetStore": {"database_url": snippet_database_url},
     }
 
 

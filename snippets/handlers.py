@@ -1,0 +1,243 @@
+"""REST handlers of the snippet library (``api/coderemote/snippets``, see DESIGN.md).
+
+Every snippet belongs to the caller (``owner()``); another owner's snippet id is
+answered 404, as if it did not exist. The store blocks on the database, so its
+calls run in threads and the tornado loop keeps serving.
+
+``PATCH`` takes an optional ``version`` (the one the client last saw): when
+the snippet has moved on since, the answer is 409 and nothing changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from kernel_gateway_ext.handlers import CodeRemoteAPIHandler
+from snippets.search import Filters
+from snippets.store import EDITABLE_FIELDS, MAX_CODE_BYTES, SnippetNotFound, SnippetStore, VersionConflict
+
+T = TypeVar("T")
+
+MAX_TEXT_BYTES = 64 * 1024
+MAX_LIMIT = 100
+_LANGUAGE = re.compile(r"^[A-Za-z0-9+#._-]{1,32}$")
+
+
+def _text(name: str, value: Any, max_chars: int | None = None, min_chars: int = 0, nullable: bool = False) -> Any:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        raise web.HTTPError(400, f"'{name}' must be a string")
+    if len(value.strip()) < min_chars:
+        raise web.HTTPError(400, f"'{name}' must not be empty")
+    if max_chars is not None and len(value) > max_chars:
+        raise web.HTTPError(400, f"'{name}' is longer than {max_chars} characters")
+    if len(value.encode()) > MAX_TEXT_BYTES:
+        raise web.HTTPError(413, f"'{name}' is larger than {MAX_TEXT_BYTES} bytes")
+    return value
+
+
+def _strings(name: str, value: Any, nullable: bool = True) -> Any:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and len(v) <= 1000 for v in value):
+        raise web.HTTPError(400, f"'{name}' must be a list of strings")
+    return value
+
+
+def _timestamp(name: str, value: Any) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(_text(name, value))
+    except ValueError as e:
+        raise web.HTTPError(400, f"'{name}' must be an ISO 8601 date and time") from e
+
+
+def _language(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not _LANGUAGE.match(value):
+        raise web.HTTPError(400, f"'{name}' must be a language name such as 'python'")
+    return value
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise web.HTTPError(400, f"'{name}' must be true or false")
+    return value
+
+
+FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "name": lambda n, v: _text(n, v, max_chars=255, min_chars=1),
+    "description": lambda n, v: _text(n, v),
+    "language": _language,
+    "is_starred": _boolean,
+    "time_complexity": lambda n, v: _text(n, v, max_chars=32, nullable=True),
+    "space_complexity": lambda n, v: _text(n, v, max_chars=32, nullable=True),
+    "explanation": lambda n, v: _text(n, v, nullable=True),
+    "suggestions": _strings,
+    "patterns": lambda n, v: _strings(n, v, nullable=False),
+    "analyzed_at": _timestamp,
+    "model_used": lambda n, v: _text(n, v, max_chars=255, nullable=True),
+}
+assert set(FIELD_CHECKS) | {"code"} == set(EDITABLE_FIELDS)
+
+
+def snippet_fields(body: Any, *, partial: bool) -> dict[str, Any]:
+    """The checked fields of a create (``partial=False``) or PATCH body; HTTP 400/413 on bad input."""
+    if not isinstance(body, dict):
+        raise web.HTTPError(400, "the request body must be a JSON object")
+    allowed = set(EDITABLE_FIELDS) | ({"version"} if partial else set())
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise web.HTTPError(400, f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    if not partial:
+        missing = [name for name in ("name", "code") if name not in body]
+        if missing:
+            raise web.HTTPError(400, f"missing field(s): {', '.join(missing)}")
+    fields: dict[str, Any] = {}
+    if "code" in body:
+        code = body["code"]
+        if not isinstance(code, str):
+            raise web.HTTPError(400, "'code' must be a string")
+        if len(code.encode()) > MAX_CODE_BYTES:
+            raise web.HTTPError(413, f"'code' is larger than {MAX_CODE_BYTES} bytes")
+        fields["code"] = code
+    for name, check in FIELD_CHECKS.items():
+        if name in body:
+            fields[name] = check(name, body[name])
+    return fields
+
+
+class SnippetAPIHandler(CodeRemoteAPIHandler):
+    """Base of the snippet handlers: the store, threads for its calls, its errors as HTTP errors."""
+
+    @property
+    def store(self) -> SnippetStore:
+        store: SnippetStore = self.settings["coderemote_snippets"]
+        if store.start_error is not None:
+            raise web.HTTPError(503, f"the snippet library is unavailable: {store.start_error}")
+        return store
+
+    async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await asyncio.to_thread(method, *args, **kwargs)
+        except SnippetNotFound as e:
+            raise web.HTTPError(404, f"no snippet {e}") from e
+        except VersionConflict as e:
+            raise web.HTTPError(409, f"the snippet was changed meanwhile: {e}; fetch it and retry") from e
+
+    def finish_json(self, value: Any) -> None:
+        self.finish(json.dumps(value))
+
+    def int_argument(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError as e:
+            raise web.HTTPError(400, f"'{name}' must be an integer") from e
+        if not low <= value <= high:
+            raise web.HTTPError(400, f"'{name}' must be between {low} and {high}")
+        return value
+
+    def filters(self) -> Filters:
+        starred = self.get_query_argument("starred", None)
+        if starred not in (None, "", "true", "false", "1", "0"):
+            raise web.HTTPError(400, "'starred' must be true or false")
+        language = self.get_query_argument("language", None) or None
+        complexity = self.get_query_argument("complexity", None) or None
+        return Filters(
+            starred=None if starred in (None, "") else starred in ("true", "1"),
+            language=language,
+            time_complexity=complexity or self.get_query_argument("time_complexity", None) or None,
+            space_complexity=self.get_query_argument("space_complexity", None) or None,
+        )
+
+
+class SnippetsHandler(SnippetAPIHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        limit = self.int_argument("limit", 20, 1, MAX_LIMIT)
+        offset = self.int_argument("offset", 0, 0, 10**9)
+        q = self.get_query_argument("q", None) or None
+        page = await self.call(self.store.list, self.owner(), self.filters(), q=q, limit=limit, offset=offset)
+        self.finish_json({"snippets": page.snippets, "total": page.total, "limit": limit, "offset": offset})
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        fields = snippet_fields(self.json_body(), partial=False)
+        snippet = await self.call(self.store.create, self.owner(), fields)
+        self.set_status(201)
+        self.set_header("Location", url_path_join(self.base_url, "api", "coderemote", "snippets", snippet["id"]))
+        self.finish_json(snippet)
+
+
+class SnippetHandler(SnippetAPIHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, snippet_id: str) -> None:
+        self.finish_json(await self.call(self.store.get, self.owner(), snippet_id))
+
+    @web.authenticated
+    @authorized
+    async def patch(self, snippet_id: str) -> None:
+        body = self.json_body()
+        fields = snippet_fields(body, partial=True)
+        version = body.get("version")
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+            raise web.HTTPError(400, "'version' must be an integer")
+        self.finish_json(await self.call(self.store.update, self.owner(), snippet_id, fields, version=version))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, snippet_id: str) -> None:
+        await self.call(self.store.delete, self.owner(), snippet_id)
+        self.set_status(204)
+        self.finish()
+
+
+class StarHandler(SnippetAPIHandler):
+    @web.authenticated
+    @authorized
+    async def put(self, snippet_id: str) -> None:
+        self.finish_json(await self.call(self.store.star, self.owner(), snippet_id, True))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, snippet_id: str) -> None:
+        self.finish_json(await self.call(self.store.star, self.owner(), snippet_id, False))
+
+
+class SearchHandler(SnippetAPIHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        query = self.get_query_argument("q", "").strip()
+        if not query:
+            raise web.HTTPError(400, "'q' (what to look for) is required")
+        if len(query) > 1000:
+            raise web.HTTPError(400, "'q' is longer than 1000 characters")
+        limit = self.int_argument("limit", 10, 1, MAX_LIMIT)
+        self.finish_json(await self.call(self.store.search, self.owner(), query, limit=limit, filters=self.filters()))
+
+
+_ID = r"(?P<snippet_id>[^/]+)"
+
+default_handlers = [
+    (r"/api/coderemote/snippets/search", SearchHandler),
+    (r"/api/coderemote/snippets", SnippetsHandler),
+    (rf"/api/coderemote/snippets/{_ID}/star", StarHandler),
+    (rf"/api/coderemote/snippets/{_ID}", SnippetHandler),
+]
