@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -31,13 +32,30 @@ def sandboxed_kernelspec(jp_data_dir: Path) -> None:
     shutil.copytree(KERNELSPECS_DIR / "python3-sandboxed", jp_data_dir / "kernels" / "python3-sandboxed")
 
 
+@pytest.fixture
+def postgres_tmp_path() -> Iterator[Path]:
+    """A folder for an embedded PostgreSQL's data, outside pytest's tmp tree.
+
+    The embedded server runs as a user of its own, which must be able to reach
+    its data; pytest makes /tmp/pytest-of-root private again whenever a pytest
+    run starts, and that would pull the folder from under a running server.
+    """
+    path = Path(tempfile.mkdtemp(prefix="coderemote-pg-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def postgres_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_uri() -> Iterator[str]:
     """One embedded PostgreSQL (with pgvector) for the whole test session; its URI."""
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres") / "pgdata")
+    path = Path(tempfile.mkdtemp(prefix="coderemote-pg-"))
+    path.chmod(0o755)
+    server = EmbeddedPostgres(path / "pgdata")
     uri = server.start()
     yield uri
     server.stop()
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

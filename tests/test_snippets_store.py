@@ -203,7 +203,8 @@ def test_gemini_embeddings_and_model_change(store: SnippetStore, gemini_url: str
     assert hnsw == 2
 
 
-def test_embedded_server_restarts_with_data(tmp_path: Path) -> None:
+def test_embedded_server_restarts_with_data(postgres_tmp_path: Path) -> None:
+    tmp_path = postgres_tmp_path
     store = SnippetStore(database_url="", data_dir=str(tmp_path))
     store.start()
     snippet = store.create("alice", {"name": "kept", "code": FIB})
@@ -235,7 +236,8 @@ def test_configured_url_is_used_instead_of_embedded(fresh_database_url: str, tmp
     engine.dispose()
 
 
-def test_racing_processes_share_one_server(tmp_path: Path) -> None:
+def test_racing_processes_share_one_server(postgres_tmp_path: Path) -> None:
+    tmp_path = postgres_tmp_path
     script = textwrap.dedent(
         f"""
         import sys, time
