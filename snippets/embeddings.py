@@ -190,8 +190,9 @@ class GeminiEmbedder:
 
     def _embed(self, texts: Sequence[str], task_type: str) -> list[Vector]:
         config = self._types.EmbedContentConfig(task_type=task_type, output_dimensionality=self.dimensions)
+        contents: list[Any] = list(texts)
         try:
-            response = self._client.models.embed_content(model=self.model, contents=list(texts), config=config)
+            response = self._client.models.embed_content(model=self.model, contents=contents, config=config)
         except Exception as e:
             raise EmbeddingError(f"Gemini embedding failed: {e}") from e
         vectors = [np.asarray(e.values, dtype=float) for e in response.embeddings or []]

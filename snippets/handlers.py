@@ -171,7 +171,7 @@ class SnippetsHandler(SnippetAPIHandler):
         limit = self.int_argument("limit", 20, 1, MAX_LIMIT)
         offset = self.int_argument("offset", 0, 0, 10**9)
         q = self.get_query_argument("q", None) or None
-        page = await self.call(self.store.list, self.owner(), self.filters(), q=q, limit=limit, offset=offset)
+        page = await self.call(self.store.list_snippets, self.owner(), self.filters(), q=q, limit=limit, offset=offset)
         self.finish_json({"snippets": page.snippets, "total": page.total, "limit": limit, "offset": offset})
 
     @web.authenticated

@@ -274,7 +274,7 @@ class SnippetStore(LoggingConfigurable):
     def star(self, owner: str, snippet_id: str, starred: bool) -> dict[str, Any]:
         return self.update(owner, snippet_id, {"is_starred": starred})
 
-    def list(self, owner: str, filters: Filters = NO_FILTERS, q: str | None = None, limit: int = 50,
+    def list_snippets(self, owner: str, filters: Filters = NO_FILTERS, q: str | None = None, limit: int = 50,
              offset: int = 0) -> Page:
         """The owner's snippets, newest change first; ``q`` keeps those whose words or name match."""
         with self._session() as session:
@@ -377,8 +377,8 @@ class SnippetStore(LoggingConfigurable):
                 # Not the ORM: a vector is no user-visible change, so the version stays. A snippet
                 # edited meanwhile (other version) keeps waiting for a vector of its new text.
                 connection.execute(
-                    update(Snippet.__table__)
-                    .where(Snippet.__table__.c.id == row.id, Snippet.__table__.c.version == row.version)
+                    update(Snippet)
+                    .where(Snippet.id == row.id, Snippet.version == row.version)
                     .values(embedding=vector, embedding_model=embedder.model_id)
                 )
         return len(rows)

@@ -119,7 +119,7 @@ def test_owners_never_see_each_other(store: SnippetStore) -> None:
     assert store.search("bob", "chart of sales") == [] or all(
         r["snippet"]["name"] == "bob's" for r in store.search("bob", "chart of sales")
     )
-    assert store.list("bob").total == 1
+    assert store.list_snippets("bob").total == 1
     with pytest.raises(LookupError):
         store.get("bob", ids["report"])
     with pytest.raises(LookupError):
