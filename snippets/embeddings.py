@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,7 +58,7 @@ def _erf(x: np.ndarray) -> np.ndarray:
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + _erf(x / np.sqrt(2.0)))
+    return 0.5 * x * (1.0 + _erf(x * (1.0 / math.sqrt(2.0))))
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -79,7 +80,11 @@ class _BertEncoder:
         self.eps = float(config["layer_norm_eps"])
         self.hidden = int(config["hidden_size"])
         max_len = int(json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"])
-        self.weights = load_file(str(model_dir / "model.safetensors"))
+        # Dense weights are stored transposed once, so that every layer is one plain (tokens x in) @ (in x out).
+        self.weights = {
+            name: np.ascontiguousarray(w.T) if name.endswith("dense.weight") or ".self." in name and w.ndim == 2 else w
+            for name, w in load_file(str(model_dir / "model.safetensors")).items()
+        }
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=max_len)
         self.tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", 0)))
@@ -100,24 +105,27 @@ class _BertEncoder:
             + self._w("embeddings.token_type_embeddings.weight")[types]
         )
         x = _layer_norm(x, self._w("embeddings.LayerNorm.weight"), self._w("embeddings.LayerNorm.bias"), self.eps)
+        x = x.reshape(batch * length, self.hidden)
         head_dim = self.hidden // self.heads
+        scale = np.float32(1.0 / math.sqrt(head_dim))
         attention_bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
 
         def linear(t: np.ndarray, name: str) -> np.ndarray:
-            return t @ self._w(f"{name}.weight").T + self._w(f"{name}.bias")
+            return t @ self._w(f"{name}.weight") + self._w(f"{name}.bias")
 
         def split(t: np.ndarray) -> np.ndarray:
-            return t.reshape(batch, length, self.heads, head_dim).transpose(0, 2, 1, 3)
+            # contiguous (batch, heads, length, head_dim): numpy's stacked matmul only uses BLAS on such arrays
+            return np.ascontiguousarray(t.reshape(batch, length, self.heads, head_dim).transpose(0, 2, 1, 3))
 
         for i in range(self.layers):
             p = f"encoder.layer.{i}"
             q = split(linear(x, f"{p}.attention.self.query"))
             k = split(linear(x, f"{p}.attention.self.key"))
             v = split(linear(x, f"{p}.attention.self.value"))
-            scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(head_dim) + attention_bias
+            scores = (q * scale) @ np.ascontiguousarray(k.transpose(0, 1, 3, 2)) + attention_bias
             scores = np.exp(scores - scores.max(-1, keepdims=True))
             scores /= scores.sum(-1, keepdims=True)
-            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, length, self.hidden)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * length, self.hidden)
             x = _layer_norm(
                 linear(context, f"{p}.attention.output.dense") + x,
                 self._w(f"{p}.attention.output.LayerNorm.weight"),
@@ -132,6 +140,7 @@ class _BertEncoder:
                 self.eps,
             )
 
+        x = x.reshape(batch, length, self.hidden)
         pooled = (x * mask[:, :, None]).sum(1) / np.clip(mask.sum(1, keepdims=True), 1e-9, None)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 

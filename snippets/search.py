@@ -1,9 +1,17 @@
 """Hybrid search: vector similarity, PostgreSQL full text and code patterns, fused by reciprocal rank fusion.
 
 Each signal ranks the caller's snippets on its own (at most ``CANDIDATES``
-each), and a snippet's score is the sum of ``1 / (RRF_K + rank)`` over the
+each), and a snippet's score is the sum of ``weight / (RRF_K + rank)`` over the
 lists it appears in: a snippet found by meaning and by words beats one found
 by either alone, and no signal's raw scores need calibrating against another's.
+
+People search by what code does, in words that are mostly not in it: the
+vectors carry meaning. Full text lists only snippets that have every word of
+the query (after stemming and stop words): with any-word matching, one common
+word ("list", "text", "sales") put unrelated snippets on top through fusion.
+It finds exact names (``dijkstra``, ``lru_cache``) the vectors may miss.
+Code patterns are a coarse signal (many snippets share "recursion"): all
+snippets with the same number of matching patterns share one rank, at half weight.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from sqlalchemy import Connection, text
 
 RRF_K = 60
 CANDIDATES = 40
+WEIGHTS = {"vector": 1.0, "text": 1.0, "patterns": 0.5}
 
 _SAFE_MODEL_ID = re.compile(r"^[A-Za-z0-9:._/-]{1,200}$")
 
@@ -82,32 +91,30 @@ def hybrid_search(
     """(snippet id, fused score) pairs, best first. ``signals`` picks the lists to fuse (benchmarks compare them)."""
     filter_sql, params = filters.sql()
     params.update(owner=owner_id, query=query, k=CANDIDATES, limit=limit, rrf_k=RRF_K)
+    params.update({f"w_{name}": weight for name, weight in WEIGHTS.items()})
     branches = []
     if "vector" in signals and query_vector is not None:
         expression, predicate = vector_expression(model_id, dimensions)
         params["qvec"] = str(query_vector)
         branches.append(
-            f"""SELECT id, row_number() OVER (ORDER BY distance) AS rank FROM (
+            f"""SELECT id, :w_vector AS weight, row_number() OVER (ORDER BY distance) AS rank FROM (
                   SELECT id, {expression} <=> CAST(:qvec AS vector({int(dimensions)})) AS distance
                   FROM snippets WHERE owner_id = :owner AND {predicate}{filter_sql}
                   ORDER BY distance LIMIT :k) AS v"""
         )
     if "text" in signals:
-        # Any word may match (OR), better matches rank higher: people type phrases, not boolean queries.
         branches.append(
-            f"""SELECT id, row_number() OVER (ORDER BY score DESC) AS rank FROM (
+            f"""SELECT id, :w_text AS weight, row_number() OVER (ORDER BY score DESC) AS rank FROM (
                   SELECT id, ts_rank_cd(search_vector, q, 1) AS score
-                  FROM snippets,
-                       CAST(replace(CAST(plainto_tsquery('english', :query) AS text), ' & ', ' | ') AS tsquery) AS q
+                  FROM snippets, plainto_tsquery('english', :query) AS q
                   WHERE owner_id = :owner AND search_vector @@ q{filter_sql}
                   ORDER BY score DESC LIMIT :k) AS t"""
         )
     if "patterns" in signals and query_patterns:
         params["qpatterns"] = query_patterns
         branches.append(
-            f"""SELECT id, row_number() OVER (ORDER BY overlap DESC, updated_at DESC) AS rank FROM (
-                  SELECT id, updated_at,
-                         (SELECT count(*) FROM unnest(patterns) AS p WHERE p = ANY(:qpatterns)) AS overlap
+            f"""SELECT id, :w_patterns AS weight, dense_rank() OVER (ORDER BY overlap DESC) AS rank FROM (
+                  SELECT id, (SELECT count(*) FROM unnest(patterns) AS p WHERE p = ANY(:qpatterns)) AS overlap
                   FROM snippets WHERE owner_id = :owner AND patterns && CAST(:qpatterns AS text[]){filter_sql}
                   ORDER BY overlap DESC, updated_at DESC LIMIT :k) AS p"""
         )
@@ -119,7 +126,7 @@ def hybrid_search(
     connection.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
     rows = connection.execute(
         text(
-            f"""SELECT id, sum(1.0 / (:rrf_k + rank)) AS score FROM ({union}) AS ranked
+            f"""SELECT id, sum(weight / (:rrf_k + rank)) AS score FROM ({union}) AS ranked
                 GROUP BY id ORDER BY score DESC, id LIMIT :limit"""
         ),
         params,

@@ -195,9 +195,11 @@ class SnippetStore(LoggingConfigurable):
     # users
 
     def _user_id(self, session: Session, owner: str) -> int:
+        """The owner's row id; the row is made (and committed) on first sight, whatever the session does next."""
         if owner not in self._user_ids:
-            session.execute(insert(User).values(name=owner).on_conflict_do_nothing(index_elements=["name"]))
-            self._user_ids[owner] = session.execute(select(User.id).where(User.name == owner)).scalar_one()
+            with self.engine.begin() as connection:
+                connection.execute(insert(User).values(name=owner).on_conflict_do_nothing(index_elements=["name"]))
+                self._user_ids[owner] = connection.execute(select(User.id).where(User.name == owner)).scalar_one()
         return self._user_ids[owner]
 
     def _owned(self, session: Session, owner: str, snippet_id: str) -> Snippet:
