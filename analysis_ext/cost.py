@@ -111,7 +111,9 @@ class Cost:
         return {v for t in self.terms for v in t.variables()}
 
     def is_constant(self) -> bool:
-        return not any(k > 0 for t in self.terms for _, k in t.powers) and not any(t.growth or t.logs for t in self.terms)
+        return not any(k > 0 for t in self.terms for _, k in t.powers) and not any(
+            t.growth or t.logs for t in self.terms
+        )
 
     def degree(self, var: str) -> int:
         return max(dict(t.powers).get(var, 0) for t in self.terms)
@@ -120,12 +122,14 @@ class Cost:
         """Replace symbols by their bounds; a symbol left in a denominator is worst case 1."""
         out = Cost.of([])
         for term in self.terms:
-            base = Cost.of([_term({v: k for v, k in term.powers if v not in bounds}, dict(term.logs), dict(term.growth))])
+            base = Cost.of(
+                [_term({v: k for v, k in term.powers if v not in bounds}, dict(term.logs), dict(term.growth))]
+            )
             for var, power in term.powers:
                 if var in bounds and power > 0:
                     for _ in range(power):
                         base = base * bounds[var]
-            for var, k in term.logs:
+            for var, _ in term.logs:
                 if var in bounds:
                     base = base * bounds[var].log()
             out = out + base

@@ -35,11 +35,14 @@ _SCALAR_BUILTINS = {
 }  # fmt: skip
 _LINEAR_BUILTINS = {"sum", "min", "max", "any", "all", "list", "tuple", "set", "frozenset", "dict", "str", "Counter",
                     "deque", "bytes", "bytearray", "OrderedDict"}  # fmt: skip
-_ALLOCATING = {"list": "seq", "tuple": "seq", "set": "set", "frozenset": "set", "dict": "dict", "Counter": "dict",
-               "deque": "seq", "bytes": "str", "bytearray": "seq", "OrderedDict": "dict", "defaultdict": "dict"}  # fmt: skip
+_ALLOCATING = {"list": "seq", "tuple": "seq", "set": "set", "frozenset": "set", "dict": "dict",
+               "Counter": "dict", "deque": "seq", "bytes": "str", "bytearray": "seq",
+               "OrderedDict": "dict", "defaultdict": "dict"}  # fmt: skip
 _STR_LINEAR_METHODS = {"split", "strip", "lstrip", "rstrip", "lower", "upper", "replace", "find", "rfind", "count",
-                       "index", "title", "capitalize", "encode", "decode", "isdigit", "isalpha", "isalnum",
-                       "swapcase", "casefold", "splitlines", "translate", "zfill", "center", "ljust", "rjust"}  # fmt: skip
+                       "index", "title", "capitalize", "encode", "decode", "isdigit", "isalpha",
+                       "isalnum", "swapcase", "casefold", "splitlines", "translate", "zfill",
+                       "center", "ljust", "rjust"}  # fmt: skip
+_DEQUE_HINT = "list.insert(0, x) / pop(0) shift the whole list: use collections.deque."
 _PUSH_METHODS = {"append", "add", "appendleft", "push"}
 _INT_NAMES = {"n", "k", "num", "number", "count", "limit", "amount", "steps", "size", "total", "target_sum", "height"}
 _STR_NAMES = {"s", "text", "word", "string", "sentence", "line", "name", "pattern"}
@@ -306,7 +309,9 @@ class _Walker:
             grown = current.length + self.grown.get(name, Cost.of([]))
             if current.kind == "str":
                 self.charge(grown, node, f"string `{name} +=` in a loop copies the string ({grown})")
-                self.analyzer.suggest_once("str_concat", "Build strings with a list and ''.join() instead of += in a loop.")
+                self.analyzer.suggest_once(
+                    "str_concat", "Build strings with a list and ''.join() instead of += in a loop."
+                )
             else:
                 self.charge(value.length)
             self.push(name, value.length, node)
@@ -371,7 +376,9 @@ class _Walker:
         self.charge(ONE)
         self._loop(node, iterations, lambda: self._bind(node.target, element, node.iter))
 
-    def _loop(self, node: ast.For | ast.While, iterations: Cost, bind: Any = None, per_body: Cost | None = None) -> None:
+    def _loop(
+        self, node: ast.For | ast.While, iterations: Cost, bind: Any = None, per_body: Cost | None = None
+    ) -> None:
         outer = self.multiplier
         self.loops.append(_Loop(outer, node))
         self.multiplier = per_body if per_body is not None else outer * iterations
@@ -509,7 +516,11 @@ class _Walker:
             if isinstance(op, ast.Add | ast.Sub):
                 step = self.expr_quiet(node.value).value
                 if not step.is_constant():
-                    return "mul" if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node.value)) else "other"
+                    return (
+                        "mul"
+                        if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node.value))
+                        else "other"
+                    )
                 return "inc" if isinstance(op, ast.Add) else "dec"
             if isinstance(op, ast.Mult | ast.LShift):
                 return "mul"
@@ -521,8 +532,10 @@ class _Walker:
             target = node.targets[0]
             if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
                 value = next((v for t, v in zip(target.elts, value.elts, strict=True) if _name(t) == name), value)
-            if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Mod) and not isinstance(
-                value.left, ast.Constant
+            if (
+                isinstance(value, ast.BinOp)
+                and isinstance(value.op, ast.Mod)
+                and not isinstance(value.left, ast.Constant)
             ):
                 return "div"  # Euclid: a % b shrinks by half every two steps
             if _is_midpoint(value) or any(
@@ -769,7 +782,7 @@ class _Walker:
         return Value("other")
 
     def slice_length(self, node: ast.Slice, base: Value) -> Cost:
-        lower = self.expr(node.lower) if node.lower is not None else None
+        self.expr(node.lower)
         upper = self.expr(node.upper) if node.upper is not None else None
         self.expr(node.step)
         if node.lower is not None and node.upper is not None and upper is not None:
@@ -941,7 +954,7 @@ class _Walker:
         if name == "insert":
             self.charge(base.length, node, f"list.insert shifts the list ({base.length.render()})")
             if in_loop:
-                self.analyzer.suggest_once("deque", "list.insert(0, x) / pop(0) shift the whole list: use collections.deque.")
+                self.analyzer.suggest_once("deque", _DEQUE_HINT)
             self.push(base_name, ONE, node)
             return Value()
         if name in ("pop", "remove", "discard", "popleft") and base_name is not None:
@@ -950,7 +963,7 @@ class _Walker:
             if node.args and _constant_int(node.args[0]) not in (-1, None):
                 self.charge(base.length, node, f"list.pop(0) shifts the list ({base.length.render()})")
                 if in_loop:
-                    self.analyzer.suggest_once("deque", "list.insert(0, x) / pop(0) shift the whole list: use collections.deque.")
+                    self.analyzer.suggest_once("deque", _DEQUE_HINT)
             return base.element or Value()
         if name == "extend" and base_name is not None and node.args and self._doubles(base_name, node.args[0]):
             self._double(base_name, node)
@@ -1054,7 +1067,10 @@ class StaticAnalyzer:
         if not functions:
             return None
         called = {
-            n.func.id for f in functions for n in ast.walk(f) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+            n.func.id
+            for f in functions
+            for n in ast.walk(f)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
         }
         roots = [f for f in functions if f.name not in called or any(
             isinstance(n, ast.Call) and _name(n.func) == f.name for n in ast.walk(f))]  # fmt: skip
@@ -1229,9 +1245,7 @@ class StaticAnalyzer:
         sites = frame.recursive_sites
         if not sites:
             return ONE, ONE, frame.time, frame.space
-        magnitudes = {
-            p: (a.value if a.kind == "int" else a.length) for p, a in zip(params, args, strict=False)
-        }
+        magnitudes = {p: (a.value if a.kind == "int" else a.length) for p, a in zip(params, args, strict=False)}
         drivers = [p for p, m in magnitudes.items() if not m.is_constant()]
         shrink = self._shrink(function, sites, drivers)
         size = ONE
