@@ -84,6 +84,7 @@ class StaticResult:
     notes: list[str]
     suggestions: list[str]
     confidence: float
+    arg_kind: str | None = None  # the entry's input kind, when it can be measured
 
     @property
     def time_complexity(self) -> str:
@@ -1026,6 +1027,7 @@ class StaticAnalyzer:
         self.uncertain: list[str] = []
         self.suggestions: dict[str, str] = {}
         self.recursion_notes: list[str] = []
+        self.arg_kind: str | None = arg
         self._quiet = 0
 
     # -- shared state -----------------------------------------------------
@@ -1087,12 +1089,14 @@ class StaticAnalyzer:
             params = [a for a in positional if a.arg not in ("self", "cls")][:2]
         values: dict[str, Value] = {}
         sizes: dict[str, str] = {}
+        kinds: list[str] = []
         symbols = iter(SIZE_VARS)
         for i, param in enumerate(params):
             kind = self._param_kind(function, param, i)
             if kind is None:
                 values[param.arg] = Value()
                 continue
+            kinds.append(kind)
             symbol = next(symbols, "n")
             size = Cost.var(symbol)
             sizes[param.arg] = symbol
@@ -1101,6 +1105,15 @@ class StaticAnalyzer:
             else:
                 element = Value("str") if kind == "str" else Value("int")
                 values[param.arg] = Value(kind, length=size, size=size, element=element)
+        required_count = len(params)
+        if self.arg is not None:
+            pass
+        elif kinds == ["seq"] and required_count == 1:
+            self.arg_kind = "list"
+        elif kinds in (["int"], ["str"]) and required_count == 1:
+            self.arg_kind = kinds[0]
+        elif kinds == ["seq", "seq"] and required_count == 2:
+            self.arg_kind = "two_lists"
         if len(sizes) > 1:
             self.primary = Cost.of(t for v in set(sizes.values()) for t in Cost.var(v).terms)
         return values, sizes
@@ -1192,6 +1205,7 @@ class StaticAnalyzer:
             notes=self.explain(time),
             suggestions=list(self.suggestions.values()),
             confidence=max(0.3, 0.9 - 0.15 * len(self.uncertain)),
+            arg_kind=self.arg_kind if entry else None,
         )
 
     def explain(self, time: Cost) -> list[str]:

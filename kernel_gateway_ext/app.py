@@ -14,6 +14,9 @@ from tornado.ioloop import IOLoop
 from traitlets import Bool
 from traitlets.config import Config
 
+from analysis_ext.handlers import default_handlers as analysis_handlers
+from analysis_ext.llm import GeminiProvider, OpenAICompatibleProvider
+from analysis_ext.service import AnalysisService
 from kernel_gateway_ext.execution import ExecutionService
 from kernel_gateway_ext.handlers import default_handlers
 from kernel_gateway_ext.metrics import Metrics
@@ -32,7 +35,14 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
     description = __doc__
     extension_url = "/coderemote/"
     load_other_extensions = True
-    classes = [ExecutionService, KernelPool, GVisorProvisioner]
+    classes = [
+        ExecutionService,
+        KernelPool,
+        GVisorProvisioner,
+        AnalysisService,
+        GeminiProvider,
+        OpenAICompatibleProvider,
+    ]
     static_paths = [str(HERE / "static")]
     template_paths = [str(HERE / "templates")]
 
@@ -82,6 +92,7 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         IOLoop.current().add_callback(execution.start)  # fill the pool once the loop runs
         self.settings.update(
             coderemote_execution=execution,
+            coderemote_analysis=AnalysisService(parent=self),
             coderemote_metrics=metrics,
             coderemote_health=lambda: health(provisioner, pool, [kernel_manager, self.serverapp.kernel_manager]),
         )
@@ -96,7 +107,7 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
             self.log.warning("Removed %d stale sandbox(es) of a previous run", len(reaped))
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(default_handlers)
+        self.handlers.extend(default_handlers + analysis_handlers)
 
     async def stop_extension(self) -> None:
         await self.settings["coderemote_execution"].shutdown()
