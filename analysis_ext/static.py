@@ -1155,6 +1155,11 @@ class StaticAnalyzer:
                 return "seq"
             if isinstance(parent, ast.Call) and _name(parent.func) == "range":
                 return "int"
+            if isinstance(parent, ast.Compare) and any(
+                c is use and isinstance(op, ast.In | ast.NotIn)
+                for op, c in zip(parent.ops, parent.comparators, strict=True)
+            ):
+                return "seq"
             if isinstance(parent, ast.Call) and _name(parent.func) in _SEQUENCE_CONSUMERS:
                 return "seq"
             if isinstance(parent, ast.Attribute) and parent.value is use and parent.attr in _STR_LINEAR_METHODS:
