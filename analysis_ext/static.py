@@ -119,7 +119,7 @@ class _Frame:
     popped: set[str] = field(default_factory=set)  # containers this body also shrinks
 
 
-def _name(node: ast.AST) -> str | None:
+def _name(node: ast.AST | None) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
@@ -800,9 +800,11 @@ class _Walker:
             if _constant_int(node.lower) is not None and _constant_int(node.upper) is not None:
                 return ONE
             return upper.value if upper.kind == "int" and not upper.value.is_constant() else base.length
-        if node.upper is not None and _constant_int(node.upper) is not None and _constant_int(node.upper) >= 0:
+        upper_constant = _constant_int(node.upper) if node.upper is not None else None
+        lower_constant = _constant_int(node.lower) if node.lower is not None else None
+        if upper_constant is not None and upper_constant >= 0:
             return ONE  # x[:3]
-        if node.lower is not None and _constant_int(node.lower) is not None and _constant_int(node.lower) < 0:
+        if lower_constant is not None and lower_constant < 0:
             return ONE  # x[-3:]
         return base.length
 
