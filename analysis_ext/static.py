@@ -43,6 +43,7 @@ _STR_LINEAR_METHODS = {"split", "strip", "lstrip", "rstrip", "lower", "upper", "
                        "isalnum", "swapcase", "casefold", "splitlines", "translate", "zfill",
                        "center", "ljust", "rjust"}  # fmt: skip
 _DEQUE_HINT = "list.insert(0, x) / pop(0) shift the whole list: use collections.deque."
+_CONSTANT_MODULES = {"math", "cmath", "random", "time", "operator", "string", "secrets", "datetime", "os", "sys"}
 _PUSH_METHODS = {"append", "add", "appendleft", "push"}
 _INT_NAMES = {"n", "k", "num", "number", "count", "limit", "amount", "steps", "size", "total", "target_sum", "height"}
 _STR_NAMES = {"s", "text", "word", "string", "sentence", "line", "name", "pattern"}
@@ -65,6 +66,7 @@ class Value:
     fresh: bool = False  # allocated here (not the caller's input)
     function: ast.FunctionDef | None = None
     closure: dict[str, Value] | None = None
+    module: str = ""  # for kind "module": the imported module's name
 
     def merged(self, other: Value) -> Value:
         kind = self.kind if self.kind != "other" else other.kind
@@ -277,7 +279,8 @@ class _Walker:
 
     def _stmt_Import(self, node: ast.Import | ast.ImportFrom) -> None:
         for alias in node.names:
-            self.env[(alias.asname or alias.name).split(".")[0]] = Value("module")
+            source = getattr(node, "module", None) or alias.name
+            self.env[(alias.asname or alias.name).split(".")[0]] = Value("module", module=source.split(".")[0])
 
     _stmt_ImportFrom = _stmt_Import
 
@@ -850,7 +853,7 @@ class _Walker:
         if receiver is not None:
             base = self.expr(receiver)
             if base.kind == "module":
-                return self._module_function(node, name)
+                return self._module_function(node, name, base.module)
             return self._method(node, name, base, _name(receiver))
         self.expr(node.func)
         for a in node.args:
@@ -907,7 +910,7 @@ class _Walker:
         self.analyzer.unsure(f"line {node.lineno}: `{name}()` is not known, counted as O(1)")
         return Value()
 
-    def _module_function(self, node: ast.Call, name: str) -> Value:
+    def _module_function(self, node: ast.Call, name: str, module: str = "") -> Value:
         args = [self.expr(a) for a in node.args]
         first = args[0] if args else Value()
         heap = _name(node.args[0]) if node.args else None
@@ -941,7 +944,12 @@ class _Walker:
             return self._builtin(node, name)
         if name in ("accumulate", "chain"):
             return Value("iter", length=first.length)
-        return Value("int")  # math.*, random.*, time.*: constant work on scalars
+        if module in _CONSTANT_MODULES:
+            return Value("int")  # math.*, random.*, time.*: constant work on scalars
+        # numpy, pandas and the like: assume one pass over the data, and say so.
+        self.charge(first.length if first.kind in _CONTAINERS else ONE)
+        self.analyzer.unsure(f"line {node.lineno}: cost of `{module or '?'}.{name}()` assumed linear in its argument")
+        return Value()
 
     def _method(self, node: ast.Call, name: str, base: Value, base_name: str | None) -> Value:
         args = [self.expr(a) for a in node.args]
@@ -1005,6 +1013,8 @@ class _Walker:
             return base.element or Value()
         if name == "remove":
             return Value()
+        if base.kind == "other":
+            self.analyzer.unsure(f"line {node.lineno}: `.{name}()` on a value of unknown type counted as O(1)")
         return Value()
 
 
