@@ -15,6 +15,9 @@ from tornado.ioloop import IOLoop
 from traitlets import Bool
 from traitlets.config import Config
 
+from analysis_ext.handlers import default_handlers as analysis_handlers
+from analysis_ext.llm import GeminiProvider, OpenAICompatibleProvider
+from analysis_ext.service import AnalysisService
 from kernel_gateway_ext.execution import ExecutionService
 from kernel_gateway_ext.handlers import default_handlers
 from kernel_gateway_ext.metrics import Metrics
@@ -35,7 +38,15 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
     description = __doc__
     extension_url = "/coderemote/"
     load_other_extensions = True
-    classes = [ExecutionService, KernelPool, GVisorProvisioner, SnippetStore]
+    classes = [
+        ExecutionService,
+        KernelPool,
+        GVisorProvisioner,
+        AnalysisService,
+        GeminiProvider,
+        OpenAICompatibleProvider,
+        SnippetStore,
+    ]
     static_paths = [str(HERE / "static")]
     template_paths = [str(HERE / "templates")]
 
@@ -91,6 +102,7 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
             snippets.start_error = str(e)
         self.settings.update(
             coderemote_execution=execution,
+            coderemote_analysis=AnalysisService(parent=self),
             coderemote_snippets=snippets,
             coderemote_metrics=metrics,
             coderemote_health=lambda: health(provisioner, pool, [kernel_manager, self.serverapp.kernel_manager]),
@@ -106,8 +118,7 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
             self.log.warning("Removed %d stale sandbox(es) of a previous run", len(reaped))
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(default_handlers)
-        self.handlers.extend(snippet_handlers)
+        self.handlers.extend(default_handlers + analysis_handlers + snippet_handlers)
 
     async def stop_extension(self) -> None:
         await self.settings["coderemote_execution"].shutdown()

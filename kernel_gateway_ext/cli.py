@@ -1,18 +1,21 @@
 """``coderemote``: run a file in a fresh sandbox, and manage the kernel runtime.
 
     coderemote run FILE [--timeout S] [--stdin FILE]
+    coderemote analyze FILE [--json] [--entry NAME] [--arg KIND] [--static-only]
     coderemote runtime build [--force]
     coderemote runtime install PACKAGE [PACKAGE ...]
 
 ``run`` streams output as it comes and exits 0 when the code ran, 1 when it
 raised, 2 on timeout, memory, output limit or a killed sandbox, and 3 when no
-sandbox could be started.
+sandbox could be started. ``analyze`` prints the complexity report (exit 1
+when the file cannot be analyzed).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -21,6 +24,8 @@ from typing import Any
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 
+from analysis_ext.service import AnalysisRequest, AnalysisRequestError, AnalysisService
+from analysis_ext.static import ARG_KINDS
 from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError
 from kernel_gateway_ext.pool import KernelPool, SandboxUnavailableError
 from kernel_images import runtime
@@ -68,6 +73,37 @@ async def run_code(code: str, timeout: float | None, stdin: str | None) -> int:
     return EXIT_CODES.get(result.status, EXIT_LIMIT)
 
 
+async def analyze_code(code: str, entry: str | None, arg: str | None, static_only: bool, as_json: bool) -> int:
+    os.makedirs(jupyter_runtime_dir(), mode=0o700, exist_ok=True)
+    kernel_manager = AsyncMultiKernelManager(connection_dir=jupyter_runtime_dir())
+    service = ExecutionService(pool=KernelPool(kernel_manager=kernel_manager, size=0))
+
+    async def execute(source: str, timeout_s: float) -> Any:
+        return await service.execute(ExecutionRequest(code=source, timeout_s=timeout_s))
+
+    try:
+        report = await AnalysisService().analyze(
+            AnalysisRequest(code, entry=entry, arg=arg), None if static_only else execute
+        )
+    except AnalysisRequestError as e:
+        print(f"coderemote: {e}", file=sys.stderr)
+        return 1
+    finally:
+        await service.shutdown()
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    print(f"time:  {report.time_complexity}\nspace: {report.space_complexity}")
+    print(f"confidence {report.confidence:.2f} from {', '.join(report.methods_used)}", end="")
+    print(f" ({report.model_used})" if report.model_used else "")
+    if report.patterns:
+        print("patterns: " + ", ".join(report.patterns))
+    print("\n" + report.explanation)
+    for suggestion in report.suggestions:
+        print(f"- {suggestion}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coderemote", description="Run Python in a gVisor sandbox.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("file")
     run.add_argument("--timeout", type=float, default=None, help="wall time in seconds")
     run.add_argument("--stdin", metavar="FILE", help="file whose lines answer input()")
+    analyze = commands.add_parser("analyze", help="time and space complexity of a file's main function")
+    analyze.add_argument("file")
+    analyze.add_argument("--json", action="store_true", help="print the report as JSON")
+    analyze.add_argument("--entry", help="function to analyze (default: the file's main function)")
+    analyze.add_argument("--arg", choices=ARG_KINDS, help="its input kind (default: inferred)")
+    analyze.add_argument("--static-only", action="store_true", help="no timed runs in a sandbox")
     rt = commands.add_parser("runtime", help="build the kernel runtime or add packages to it")
     rt_commands = rt.add_subparsers(dest="action", required=True)
     build = rt_commands.add_parser("build", help="create the runtime venv (ipykernel, numpy, pandas, matplotlib)")
@@ -92,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, UnicodeDecodeError) as e:
             parser.error(str(e))
         return asyncio.run(run_code(code, args.timeout, stdin))
+    if args.command == "analyze":
+        try:
+            code = Path(args.file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            parser.error(str(e))
+        return asyncio.run(analyze_code(code, args.entry, args.arg, args.static_only, args.json))
     if args.action == "build":
         print(runtime.build(args.path, force=args.force).path)
     else:

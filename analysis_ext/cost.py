@@ -1,0 +1,179 @@
+"""Growth expressions: sums of terms such as ``n^2 log n``, ``n*m`` or ``2^n``.
+
+The static analyzer computes with these. A ``Cost`` is a sum of ``Term``s in
+which every term that another dominates has been dropped, so the sum is its
+own big-O. Variables are the input sizes (``n``, ``m``) or *symbols* standing
+for a loop variable (``@width``), which let ``n / width`` iterations of a loop
+doing ``width`` work cancel to ``n`` before the symbol is replaced by its bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+POLY, EXP, FACT = 0, 1, 2
+
+
+@dataclass(frozen=True, order=True)
+class Term:
+    """``prod(var^power) * prod(log(var)^k)``, times ``2^var`` or ``var!`` for each var in ``growth``."""
+
+    powers: tuple[tuple[str, int], ...] = ()
+    logs: tuple[tuple[str, int], ...] = ()
+    growth: tuple[tuple[str, int], ...] = ()
+
+    def key(self, var: str) -> tuple[int, int, int]:
+        return dict(self.growth).get(var, POLY), dict(self.powers).get(var, 0), dict(self.logs).get(var, 0)
+
+    def variables(self) -> set[str]:
+        return {v for v, _ in self.powers} | {v for v, _ in self.logs} | {v for v, _ in self.growth}
+
+    def __mul__(self, other: Term) -> Term:
+        return _term(_merge(self.powers, other.powers), _merge(self.logs, other.logs), _max(self.growth, other.growth))
+
+    def dominated_by(self, other: Term) -> bool:
+        return all(self.key(v) <= other.key(v) for v in self.variables() | other.variables())
+
+
+def _merge(a: Iterable[tuple[str, int]], b: Iterable[tuple[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = dict(a)
+    for var, k in b:
+        out[var] = out.get(var, 0) + k
+    return out
+
+
+def _max(a: Iterable[tuple[str, int]], b: Iterable[tuple[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = dict(a)
+    for var, k in b:
+        out[var] = max(out.get(var, POLY), k)
+    return out
+
+
+def _term(powers: Mapping[str, int], logs: Mapping[str, int], growth: Mapping[str, int] | None = None) -> Term:
+    # Canonical labels absorb polynomial factors into 2^n and n! (n * n! <= (n+1)!).
+    growth = growth or {}
+    logs = {v: k for v, k in logs.items() if k and growth.get(v, POLY) == POLY}
+    return Term(
+        tuple(sorted((v, k) for v, k in powers.items() if k and growth.get(v, POLY) == POLY)),
+        tuple(sorted(logs.items())),
+        tuple(sorted((v, k) for v, k in growth.items() if k != POLY)),
+    )
+
+
+@dataclass(frozen=True)
+class Cost:
+    """A sum of terms, kept free of dominated terms."""
+
+    terms: frozenset[Term] = field(default_factory=lambda: frozenset({Term()}))
+
+    @staticmethod
+    def of(terms: Iterable[Term]) -> Cost:
+        kept: list[Term] = []
+        for term in sorted(set(terms), key=_weight, reverse=True):
+            if not any(term.dominated_by(k) for k in kept):
+                kept.append(term)
+        return Cost(frozenset(kept or [Term()]))
+
+    @staticmethod
+    def var(name: str, power: int = 1) -> Cost:
+        return Cost.of([_term({name: power}, {})])
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost.of(self.terms | other.terms)
+
+    def __mul__(self, other: Cost) -> Cost:
+        return Cost.of(a * b for a in self.terms for b in other.terms)
+
+    def __truediv__(self, other: Cost) -> Cost:
+        """Divide by a single-term cost (a loop step such as ``width``)."""
+        divisor = _dominant(other)
+        inverse = Term(tuple((v, -k) for v, k in divisor.powers), tuple((v, -k) for v, k in divisor.logs), ())
+        return Cost.of(t * inverse for t in self.terms)
+
+    def log(self) -> Cost:
+        """log of this growth: log(n^k) ~ log n, log(2^n) ~ n, log(constant) ~ 1."""
+        out: list[Term] = []
+        for term in self.terms:
+            if term.growth:
+                out.extend(_term({v: 1}, {}) for v, _ in term.growth)
+            out.extend(_term({}, {v: 1}) for v, k in term.powers if k > 0)
+        return Cost.of(out)
+
+    def exp(self) -> Cost:
+        """2^x for each variable x grows in."""
+        return Cost.of(_term({}, {}, {v: EXP}) for v in self.variables()) if not self.is_constant() else Cost()
+
+    def factorial(self) -> Cost:
+        return Cost.of(_term({}, {}, {v: FACT}) for v in self.variables()) if not self.is_constant() else Cost()
+
+    def variables(self) -> set[str]:
+        return {v for t in self.terms for v in t.variables()}
+
+    def is_constant(self) -> bool:
+        return not any(k > 0 for t in self.terms for _, k in t.powers) and not any(
+            t.growth or t.logs for t in self.terms
+        )
+
+    def degree(self, var: str) -> int:
+        return max(dict(t.powers).get(var, 0) for t in self.terms)
+
+    def substitute(self, bounds: Mapping[str, Cost]) -> Cost:
+        """Replace symbols by their bounds; a symbol left in a denominator is worst case 1."""
+        out = Cost.of([])
+        for term in self.terms:
+            base = Cost.of(
+                [_term({v: k for v, k in term.powers if v not in bounds}, dict(term.logs), dict(term.growth))]
+            )
+            for var, power in term.powers:
+                if var in bounds and power > 0:
+                    for _ in range(power):
+                        base = base * bounds[var]
+            for var, _ in term.logs:
+                if var in bounds:
+                    base = base * bounds[var].log()
+            out = out + base
+        return Cost.of(_clamped(t) for t in out.terms)
+
+    def render(self) -> str:
+        """Big-O text in the canonical forms (``O(n log n)``, ``O(n*m)``, ``O(n+m)``, ``O(2^n)``...)."""
+        terms = sorted(self.terms, key=lambda t: (_weight(t), [-_var_order(p)[0] for p in t.powers]), reverse=True)
+        return "O(" + "+".join(_render_term(t) for t in terms) + ")"
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _clamped(term: Term) -> Term:
+    """A variable left in a denominator is worst case a constant."""
+    return _term({v: k for v, k in term.powers if k > 0}, {v: k for v, k in term.logs if k > 0}, dict(term.growth))
+
+
+def _weight(term: Term) -> tuple[int, int, int]:
+    growth = max((k for _, k in term.growth), default=POLY)
+    return growth, sum(k for _, k in term.powers), sum(k for _, k in term.logs)
+
+
+def _dominant(cost: Cost) -> Term:
+    return max(cost.terms, key=_weight)
+
+
+def _var_order(item: tuple[str, int]) -> tuple[int, str]:
+    return {"n": 0, "m": 1}.get(item[0], 2), item[0]
+
+
+def _render_term(term: Term) -> str:
+    parts: list[str] = []
+    for var, kind in sorted(term.growth, key=_var_order):
+        parts.append(f"{var}!" if kind == FACT else f"2^{var}")
+    for var, power in sorted(term.powers, key=_var_order):
+        if power > 0:
+            parts.append(var if power == 1 else f"{var}^{power}")
+    text = "*".join(parts)
+    logs = " ".join(f"log {v}" if k == 1 else f"log^{k} {v}" for v, k in term.logs if k > 0)
+    if text and logs:
+        return f"{text} {logs}"
+    return text or logs or "1"
+
+
+ONE = Cost()

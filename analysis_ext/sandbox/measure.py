@@ -1,0 +1,132 @@
+# Runs INSIDE the sandbox: times the user's function at growing input sizes.
+# The host fills in PARAMS (entry, arg kind, sizes, budgets) and CODE; this file
+# prints one line "CODEREMOTE-MEASURE <json>" with the points it measured.
+import _thread
+import json
+import random
+import sys
+import threading
+import time
+import tracemalloc
+
+PARAMS = json.loads(__PARAMS__)  # noqa: F821 (filled in by the host)
+CODE = __CODE__  # noqa: F821
+
+
+class _Budget(Exception):
+    pass
+
+
+class _limit:
+    """Stop a call that runs past its time (signals are not available to sandboxed code)."""
+
+    def __init__(self, seconds):
+        self.timer = threading.Timer(seconds, _thread.interrupt_main)
+
+    def __enter__(self):
+        self.timer.start()
+
+    def __exit__(self, kind, value, tb):
+        self.timer.cancel()
+        if kind is KeyboardInterrupt:
+            raise _Budget() from None
+
+
+def _ints(rng, n, shape):
+    if shape == "ascending":
+        return list(range(n))
+    if shape == "descending":
+        return list(range(n, 0, -1))
+    if shape == "odd":
+        return [2 * rng.randrange(n + 1) + 1 for _ in range(n)]
+    return [rng.randrange(-n, n + 1) for _ in range(n)]
+
+
+def _make(kind, n, m, rng, shape):
+    if kind == "int":
+        return (n,)
+    if kind == "str":
+        if shape == "ascending":
+            return ("".join(chr(97 + i % 26) for i in range(n)),)
+        if shape == "descending":
+            return ("a" * n,)
+        return ("".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789 ") for _ in range(n)),)
+    if kind == "two_lists":
+        return (_ints(rng, n, shape), _ints(rng, m, shape))
+    return (_ints(rng, n, shape),)
+
+
+def _depth_of(fn, args):
+    depth = [0, 0]
+
+    def profile(frame, event, arg):
+        if event == "call":
+            depth[0] += 1
+            depth[1] = max(depth[1], depth[0])
+        elif event == "return":
+            depth[0] -= 1
+
+    sys.setprofile(profile)
+    try:
+        fn(*args)
+    finally:
+        sys.setprofile(None)
+    return depth[1]
+
+
+def _measure(fn, kind, n, m, call_limit):
+    rng = random.Random(n * 7919 + m)
+    worst_time = 0.0
+    worst_memory = 0
+    for shape in PARAMS["shapes"]:
+        inputs = [_make(kind, n, m, rng, shape) for _ in range(3)]
+        best = None
+        calls = 0
+        spent = 0.0
+        while calls < 25 and (spent < PARAMS["repeat_s"] or calls < 2):
+            args = inputs[calls % 3] if kind == "int" else _make(kind, n, m, rng, shape)
+            with _limit(call_limit):
+                start = time.perf_counter()
+                fn(*args)
+            took = time.perf_counter() - start
+            spent += took
+            calls += 1
+            best = took if best is None else min(best, took)
+        worst_time = max(worst_time, best)
+        args = _make(kind, n, m, rng, shape)
+        tracemalloc.start()
+        try:
+            with _limit(call_limit):
+                fn(*args)
+            worst_memory = max(worst_memory, tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    with _limit(call_limit):
+        depth = _depth_of(fn, _make(kind, n, m, rng, "random"))
+    return {"n": n, "m": m, "time": worst_time, "memory": worst_memory, "depth": depth}
+
+
+def main():
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
+    namespace = {"__name__": "__coderemote_measured__"}
+    exec(compile(CODE, "<analyzed>", "exec"), namespace)
+    fn = namespace[PARAMS["entry"]]
+    deadline = time.perf_counter() + PARAMS["budget_s"]
+    series = {}
+    for name, plan in PARAMS["series"].items():
+        points = []
+        for n, m in plan:
+            if time.perf_counter() > deadline:
+                break
+            try:
+                point = _measure(fn, PARAMS["arg"], n, m, PARAMS["call_limit_s"])
+            except (_Budget, RecursionError, MemoryError):
+                break
+            points.append(point)
+            if point["time"] > PARAMS["call_limit_s"] / 4:
+                break
+        series[name] = points
+    print("CODEREMOTE-MEASURE " + json.dumps(series), flush=True)
+
+
+main()

@@ -1,0 +1,279 @@
+"""One analysis request in, one reconciled report out.
+
+Static analysis always runs (it is fast and sees the worst case). The timed
+runs run in a sandbox when an execution function is available and the entry's
+input kind is known. The LLM runs when a provider is configured. The merge
+trusts the static bound unless it had to guess, in which case well-fitted
+timings win; the LLM breaks ties and fills in the explanation. Every
+disagreement is written into the explanation, and a failing method becomes a
+note, never an error.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from traitlets import Float, Integer, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from analysis_ext.empirical import EmpiricalError, EmpiricalResult, measure
+from analysis_ext.llm import GeminiProvider, LLMAnswer, LLMError, LLMProvider, OpenAICompatibleProvider, prompt
+from analysis_ext.static import ARG_KINDS, StaticResult, analyze_static
+
+METHODS = ("static", "empirical", "llm")
+REQUEST_FIELDS = {"code", "methods", "entry", "arg", "max_n"}
+
+
+class AnalysisRequestError(Exception):
+    """Bad input; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class AnalysisRequest:
+    code: str
+    methods: list[str] | None = None
+    entry: str | None = None
+    arg: str | None = None
+    max_n: int | None = None
+
+    @classmethod
+    def from_json(cls, body: Any) -> AnalysisRequest:
+        if not isinstance(body, dict):
+            raise AnalysisRequestError(400, "the request body must be a JSON object")
+        unknown = set(body) - REQUEST_FIELDS
+        if unknown:
+            raise AnalysisRequestError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+        code = body.get("code")
+        if not isinstance(code, str) or not code.strip():
+            raise AnalysisRequestError(400, "'code' must be a non-empty string")
+        methods = body.get("methods")
+        if methods is not None and (
+            not isinstance(methods, list) or not methods or any(m not in METHODS for m in methods)
+        ):
+            raise AnalysisRequestError(400, f"'methods' must be a non-empty list of {', '.join(METHODS)}")
+        entry = body.get("entry")
+        if entry is not None and (not isinstance(entry, str) or not entry.isidentifier()):
+            raise AnalysisRequestError(400, "'entry' must be a function name")
+        arg = body.get("arg")
+        if arg is not None and arg not in ARG_KINDS:
+            raise AnalysisRequestError(400, f"'arg' must be one of {', '.join(ARG_KINDS)}")
+        max_n = body.get("max_n")
+        if max_n is not None and (not isinstance(max_n, int) or isinstance(max_n, bool) or not 4 <= max_n <= 10**7):
+            raise AnalysisRequestError(400, "'max_n' must be an integer from 4 to 10000000")
+        return cls(code, methods, entry, arg, max_n)
+
+
+@dataclass
+class Report:
+    time_complexity: str
+    space_complexity: str
+    explanation: str
+    patterns: list[str]
+    suggestions: list[str]
+    methods_used: list[str]
+    confidence: float
+    model_used: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+ExecuteFn = Callable[[str, float], Awaitable[Any]]
+
+
+class AnalysisService(LoggingConfigurable):
+    """Runs the analysis methods and merges them."""
+
+    llm_provider = Unicode(
+        config=True, help="'gemini', 'openai' (any OpenAI-compatible server) or '' for none. Default: gemini when "
+        "GEMINI_API_KEY or GOOGLE_API_KEY is set, else none.",
+    )  # fmt: skip
+    empirical_budget = Float(8.0, config=True, help="Seconds the timed runs may take inside the sandbox.")
+    max_code_bytes = Integer(64 * 1024, config=True, help="Largest code accepted, bytes (UTF-8).")
+
+    @default("llm_provider")
+    def _default_provider(self) -> str:
+        return "gemini" if os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY") else ""
+
+    def provider(self) -> LLMProvider | None:
+        if self.llm_provider == "gemini":
+            key = os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY") or ""
+            provider: LLMProvider = GeminiProvider(parent=self)
+            if not provider.api_key:  # type: ignore[attr-defined]
+                provider.api_key = key  # type: ignore[attr-defined]
+            return provider
+        if self.llm_provider == "openai":
+            return OpenAICompatibleProvider(parent=self)
+        return None
+
+    def available(self, sandbox: bool = True) -> list[str]:
+        methods = ["static"]
+        if sandbox:
+            methods.append("empirical")
+        if self.llm_provider:
+            methods.append("llm")
+        return methods
+
+    async def analyze(self, request: AnalysisRequest, execute: ExecuteFn | None = None) -> Report:
+        """Analyze; ``execute(code, timeout_s)`` runs the timed runs in a sandbox (None: no timed runs)."""
+        if len(request.code.encode("utf-8", "surrogatepass")) > self.max_code_bytes:
+            raise AnalysisRequestError(413, f"'code' is larger than {self.max_code_bytes} bytes")
+        try:
+            ast.parse(request.code)
+        except SyntaxError as e:
+            raise AnalysisRequestError(400, f"the code does not parse: {e.msg} (line {e.lineno})") from e
+        available = self.available(sandbox=execute is not None)
+        wanted = request.methods or available
+        missing = [m for m in wanted if m not in available]
+        if request.methods and missing:
+            raise AnalysisRequestError(400, f"not available on this server: {', '.join(missing)}")
+        try:
+            static = analyze_static(request.code, request.entry, request.arg)
+        except ValueError as e:
+            raise AnalysisRequestError(400, str(e)) from e
+        notes: list[str] = []
+        details: dict[str, Any] = {"static": _static_details(static)}
+        empirical: EmpiricalResult | None = None
+        if "empirical" in wanted and execute is not None:
+            empirical = await self._empirical(execute, request, static, notes)
+            if empirical is not None:
+                details["empirical"] = {
+                    "time_complexity": empirical.time_complexity,
+                    "space_complexity": empirical.space_complexity,
+                    "time_confidence": empirical.time_confidence,
+                    "space_confidence": empirical.space_confidence,
+                    "notes": empirical.notes,
+                }
+        answer: LLMAnswer | None = None
+        if "llm" in wanted:
+            answer = await self._llm(request, static, notes)
+            if answer is not None:
+                details["llm"] = {
+                    "time_complexity": answer.time_complexity,
+                    "space_complexity": answer.space_complexity,
+                }
+        return merge(static, empirical, answer, notes, details)
+
+    async def _empirical(
+        self, execute: ExecuteFn, request: AnalysisRequest, static: StaticResult, notes: list[str]
+    ) -> EmpiricalResult | None:
+        arg = request.arg or static.arg_kind
+        if static.entry is None or arg is None:
+            notes.append("timed runs skipped: name the function (entry) and its input kind (arg) to measure it")
+            return None
+        try:
+            return await measure(execute, request.code, static.entry, arg, request.max_n, self.empirical_budget)
+        except EmpiricalError as e:
+            notes.append(f"timed runs gave no result: {e}")
+        except Exception as e:  # the sandbox could not start, or the service is overloaded
+            self.log.warning("timed runs failed: %s", e)
+            notes.append(f"timed runs could not run: {e}")
+        return None
+
+    async def _llm(self, request: AnalysisRequest, static: StaticResult, notes: list[str]) -> LLMAnswer | None:
+        provider = self.provider()
+        if provider is None:
+            return None
+        text = prompt(request.code, static.entry, static.sizes, static.time_complexity, static.space_complexity)
+        try:
+            return await provider.analyze(text)
+        except LLMError as e:
+            self.log.warning("LLM analysis failed: %s", e)
+            notes.append(f"the model's answer was not used: {e}")
+            return None
+
+
+def _static_details(static: StaticResult) -> dict[str, Any]:
+    return {
+        "time_complexity": static.time_complexity,
+        "space_complexity": static.space_complexity,
+        "confidence": static.confidence,
+        "entry": static.entry,
+        "sizes": static.sizes,
+        "notes": static.notes,
+    }
+
+
+def _pick(
+    kind: str,
+    static: str,
+    static_conf: float,
+    measured: str | None,
+    measured_conf: float,
+    llm: str | None,
+    notes: list[str],
+) -> tuple[str, float]:
+    """Reconcile one complexity (time or space); say so when the methods disagree."""
+    votes = [v for v in (static, measured, llm) if v]
+    if measured and measured != static:
+        notes.append(f"{kind}: timed runs fit {measured}, the code's structure gives {static} (worst case)")
+    if llm and llm != static:
+        notes.append(f"{kind}: the model says {llm}, the static analysis {static}")
+    if static_conf >= 0.75:
+        chosen = static
+    elif llm and llm in (static, measured):
+        chosen = llm
+    elif measured and measured_conf >= 0.6:
+        chosen = measured
+    else:
+        chosen = static
+    agreeing = votes.count(chosen)
+    confidence = static_conf if chosen == static else max(measured_conf, 0.5)
+    confidence += 0.05 * (agreeing - 1) - 0.1 * (len(votes) - agreeing)
+    return chosen, round(max(0.05, min(0.99, confidence)), 2)
+
+
+def merge(
+    static: StaticResult,
+    empirical: EmpiricalResult | None,
+    answer: LLMAnswer | None,
+    notes: list[str],
+    details: dict[str, Any],
+) -> Report:
+    disagreements: list[str] = []
+    time, time_conf = _pick(
+        "time",
+        static.time_complexity,
+        static.confidence,
+        empirical.time_complexity if empirical else None,
+        empirical.time_confidence if empirical else 0.0,
+        answer.time_complexity if answer else None,
+        disagreements,
+    )
+    space, space_conf = _pick(
+        "space",
+        static.space_complexity,
+        static.confidence,
+        empirical.space_complexity if empirical else None,
+        empirical.space_confidence if empirical else 0.0,
+        answer.space_complexity if answer else None,
+        disagreements,
+    )
+    methods = ["static"] + (["empirical"] if empirical else []) + (["llm"] if answer else [])
+    lines = [f"Time {time}, space {space}."]
+    if answer and answer.explanation:
+        lines.append(answer.explanation)
+    lines.extend(static.notes[:4])
+    lines.extend(disagreements)
+    lines.extend(notes)
+    suggestions = list(dict.fromkeys(static.suggestions + (answer.suggestions if answer else [])))
+    return Report(
+        time_complexity=time,
+        space_complexity=space,
+        explanation="\n".join(lines),
+        patterns=static.patterns,
+        suggestions=suggestions,
+        methods_used=methods,
+        confidence=round(min(time_conf, space_conf), 2),
+        model_used=answer.model if answer else None,
+        details={**details, "disagreements": disagreements, "notes": notes},
+    )
