@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import re
+
+from analysis_ext.patterns import detect_patterns as detect
+
+log = logging.getLogger(__name__)
 
 
 def detect_patterns(code: str) -> list[str]:
     """The patterns the static analysis finds in ``code`` (recursion, sorting, plotting, ...)."""
     try:
-        from analysis_ext.patterns import detect_patterns as detect
-    except ImportError:  # the analysis package does not detect patterns yet
-        return []
-    try:
         return sorted(set(detect(code)))
-    except Exception:  # code that does not parse has no patterns; it is still a snippet
+    except Exception:  # a detector bug must not keep a snippet from being saved
+        log.warning("Pattern detection failed", exc_info=True)
         return []
 
 
 # Words people use for each pattern. General vocabulary, not tuned to any query set:
 # a query word maps to the patterns it names; stems cover the usual endings.
+# Words with a common other meaning stay out ("array" is also a Python list,
+# "coin" the change-making problem, "url" a slug, "stream" a data stream,
+# "depth" a tree's height): a wrong pattern pulls unrelated snippets up.
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "recursion": ("recursion", "recursive", "recursively", "recurse", "recurses", "recursing"),
     "memoization": ("memo", "memoize", "memoized", "memoization", "memoise", "memoised", "cache", "cached",
@@ -28,7 +33,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "sliding_window": ("window", "sliding"),
     "binary_search": ("bisect", "bisection", "binary"),
     "bfs": ("bfs", "breadth"),
-    "dfs": ("dfs", "depth"),
+    "dfs": ("dfs",),
     "graph": ("graph", "graphs", "node", "nodes", "edge", "edges", "vertex", "vertices", "maze",
               "network", "neighbors", "neighbours"),
     "sorting": ("sort", "sorted", "sorting", "sorts", "ordering"),
@@ -46,16 +51,16 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "tree": ("tree", "trees", "bst", "trie"),
     "stack": ("stack", "stacks", "lifo", "brackets", "parentheses"),
     "queue": ("queue", "queues", "fifo", "deque"),
-    "generator": ("generator", "generators", "yield", "lazy", "lazily", "stream", "streaming"),
+    "generator": ("generator", "generators", "yield", "yields", "lazy", "lazily"),
     "class": ("class", "classes", "object", "objects", "oop"),
     "plotting": ("plot", "plots", "plotting", "chart", "charts", "graphing", "visualize", "visualise",
                  "visualization", "visualisation", "histogram", "figure", "matplotlib", "draw", "drawing"),
     "dataframe": ("dataframe", "dataframes", "pandas", "table", "tables", "csv", "spreadsheet"),
-    "numpy": ("numpy", "array", "arrays", "vector", "vectors", "vectorized"),
+    "numpy": ("numpy", "ndarray", "vectorized", "vectorised"),
     "regex": ("regex", "regexp", "regular"),
     "file_io": ("file", "files", "disk", "filesystem"),
-    "http": ("http", "request", "requests", "api", "url", "download", "web", "fetch"),
-    "randomness": ("random", "randomly", "shuffle", "sample", "sampling", "dice", "coin"),
+    "http": ("http", "https", "request", "requests", "api", "download", "web", "fetch", "endpoint"),
+    "randomness": ("random", "randomly", "randomness", "shuffle", "shuffled", "sample", "sampling", "dice"),
     "datetime": ("date", "dates", "timestamp", "datetime", "calendar", "weekday", "timezone"),
 }
 

@@ -11,7 +11,9 @@ the query (after stemming and stop words): with any-word matching, one common
 word ("list", "text", "sales") put unrelated snippets on top through fusion.
 It finds exact names (``dijkstra``, ``lru_cache``) the vectors may miss.
 Code patterns are a coarse signal (many snippets share "recursion"): all
-snippets with the same number of matching patterns share one rank, at half weight.
+snippets with the same number of matching patterns share one rank, and the
+list weighs a fifth, enough to lift a pattern match a few places within the
+vectors' top ten, not to put any pattern match above the best meaning match.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sqlalchemy import Connection, text
 
 RRF_K = 60
 CANDIDATES = 40
-WEIGHTS = {"vector": 1.0, "text": 1.0, "patterns": 0.5}
+WEIGHTS = {"vector": 1.0, "text": 1.0, "patterns": 0.2}
 
 _SAFE_MODEL_ID = re.compile(r"^[A-Za-z0-9:._/-]{1,200}$")
 

@@ -16,8 +16,10 @@ import psutil
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
+from analysis_ext.patterns import PATTERNS
 from snippets import migrate
 from snippets.embeddings import GeminiEmbedder
+from snippets.patterns import SYNONYMS, query_patterns
 from snippets.search import Filters
 from snippets.store import SnippetStore, VersionConflict, sqlalchemy_url
 
@@ -94,9 +96,12 @@ def test_found_by_words_at_once_and_by_meaning_once_embedded(store: SnippetStore
 
 def test_query_words_become_code_patterns(store: SnippetStore) -> None:
     ids = add_library(store)
-    store.update("alice", ids["util1"], {"patterns": ["recursion"]})
+    assert store.get("alice", ids["util1"])["patterns"] == ["recursion"]  # detected on save
+    assert "plotting" in store.get("alice", ids["report"])["patterns"]
     results = store.search("alice", "my recursive stuff", signals=("patterns",))
     assert [r["snippet"]["id"] for r in results] == [ids["util1"]]
+    assert query_patterns("the thing that plots a chart") == ["plotting"]
+    assert set(SYNONYMS) <= set(PATTERNS)  # only names the detector can find
 
 
 def test_search_filters(store: SnippetStore) -> None:
