@@ -361,8 +361,11 @@ class SnippetStore(LoggingConfigurable):
                     self.log.warning("Embedding snippets failed (retrying in %s s): %s", self.embed_retry_delay, e)
                     self._stopping.wait(self.embed_retry_delay)
 
-    def _embed_batch(self, size: int = 32) -> int:
-        """Embed up to ``size`` snippets that lack a current vector; returns how many were looked at."""
+    def _embed_batch(self, size: int = 8) -> int:
+        """Embed up to ``size`` snippets that lack a current vector; returns how many were looked at.
+
+        Small batches: stopping the server waits for the batch under way.
+        """
         embedder = self.embedder
         with self._session() as session:
             rows = session.execute(
