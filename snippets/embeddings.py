@@ -185,6 +185,8 @@ class MiniLMEmbedder:
 class GeminiEmbedder:
     """Gemini embeddings through ``google-genai`` (used when an API key is configured)."""
 
+    max_batch = 100  # texts per batchEmbedContents request that the API accepts
+
     def __init__(self, api_key: str, model: str = "gemini-embedding-001", dimensions: int = 768,
                  base_url: str | None = None) -> None:
         from google import genai
@@ -211,7 +213,10 @@ class GeminiEmbedder:
         return [(v / max(float(np.linalg.norm(v)), 1e-12)).tolist() for v in vectors]
 
     def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
-        return self._embed(texts, "RETRIEVAL_DOCUMENT")
+        vectors: list[Vector] = []
+        for start in range(0, len(texts), self.max_batch):
+            vectors += self._embed(texts[start : start + self.max_batch], "RETRIEVAL_DOCUMENT")
+        return vectors
 
     def embed_query(self, text: str) -> Vector:
         return self._embed([text], "RETRIEVAL_QUERY")[0]

@@ -245,6 +245,8 @@ class SnippetStore(LoggingConfigurable):
             snippet = self._owned(session, owner, snippet_id)
             if version is not None and snippet.version != version:
                 raise VersionConflict(snippet.version)
+            if not fields:
+                return snippet.to_dict()
             code_changed = "code" in fields and fields["code"] != snippet.code
             for name, value in fields.items():
                 setattr(snippet, name, value)

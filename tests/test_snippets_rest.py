@@ -82,6 +82,8 @@ async def test_create_read_update_delete(api: Any, jp_fetch: Any, jp_base_url: s
 
     status, _ = await api("PATCH", created["id"], body={"description": "stale", "version": 1})
     assert status == 409
+    status, unchanged = await api("PATCH", created["id"], body={"version": 2})
+    assert status == 200 and unchanged["version"] == 2 and unchanged["description"] == "fast enough"
 
     analysis = {"time_complexity": "O(2^n)", "space_complexity": "O(n)", "explanation": "two calls per level",
                 "suggestions": ["memoize it"], "patterns": ["recursion"], "analyzed_at": "2026-11-26T10:00:00+00:00",
