@@ -158,6 +158,9 @@ async def test_server_secrets_are_not_in_the_sandbox_environment(
     """A secret in the server's environment appears in no environment inside: os.environ,
     posix.environ, /proc/*/environ and /proc/*/task/*/environ, command lines."""
     monkeypatch.setenv("CODEREMOTE_TEST_SECRET", SECRET)
+    # the snippet library's server-side settings
+    monkeypatch.setenv("GEMINI_API_KEY", SECRET + "-gemini")
+    monkeypatch.setenv("CODEREMOTE_DATABASE_URL", f"postgresql://u:{SECRET}@db/coderemote")
     result = await run(
         execute,
         """
@@ -177,6 +180,7 @@ async def test_server_secrets_are_not_in_the_sandbox_environment(
     everything = result["stdout"] + result["stderr"]
     assert SECRET not in everything
     assert "CODEREMOTE_TEST_SECRET" not in everything
+    assert "GEMINI_API_KEY" not in everything and "CODEREMOTE_DATABASE_URL" not in everything
     assert jp_serverapp.identity_provider.token not in everything  # the server's auth token
     assert os.environ["JUPYTER_RUNTIME_DIR"] not in everything  # no server paths either
     assert values["environ"]["HOME"] == "/workspace"
