@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from analysis_ext.patterns import PATTERNS
 from snippets import migrate
-from snippets.embeddings import GeminiEmbedder
+from snippets.embeddings import GeminiEmbedder, MiniLMEmbedder
 from snippets.patterns import SYNONYMS, query_patterns
 from snippets.search import Filters
 from snippets.store import SnippetStore, VersionConflict, sqlalchemy_url
@@ -265,3 +265,18 @@ def test_racing_processes_share_one_server(postgres_tmp_path: Path) -> None:
     assert len(pids) == 1
     pid = int(pids.pop())
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_local_model_matches_sentence_transformers() -> None:
+    """The numpy encoder against figures of the reference implementation
+    (sentence-transformers 6.2 on PyTorch, the same weights, computed once
+    outside this suite): the first dimensions of two vectors and a similarity."""
+    embedder = MiniLMEmbedder()
+    food, fib, recursive = embedder.embed_documents(
+        ["A man is eating food.", "def fib(n):\n    return n if n < 2 else fib(n-1) + fib(n-2)\n",
+         "my recursive stuff"]
+    )
+    assert food[:6] == pytest.approx([0.033242, 0.004406, -0.006277, 0.048379, -0.138702, -0.033617], abs=1e-5)
+    assert fib[:6] == pytest.approx([-0.015863, 0.023602, -0.019348, -0.028063, -0.050607, 0.000768], abs=1e-5)
+    assert sum(a * b for a, b in zip(recursive, fib, strict=True)) == pytest.approx(0.388536, abs=1e-5)
+    assert embedder.embed_query("A man is eating food.") == pytest.approx(food, abs=1e-6)
