@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant will do: it only has to be the same in every process that migrates this database.
@@ -19,11 +19,16 @@ def alembic_config() -> Config:
     return config
 
 
+def lock_schema(connection: Connection) -> None:
+    """Wait until no other process changes the schema (held to the end of the transaction)."""
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision``; servers starting together wait for each other."""
     config = alembic_config()
     with engine.begin() as connection:
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        lock_schema(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -173,7 +173,7 @@ class SnippetStore(LoggingConfigurable):
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         migrate.upgrade(self._engine)
         with self._engine.begin() as connection:
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": migrate._MIGRATION_LOCK})
+            migrate.lock_schema(connection)
             ensure_vector_index(connection, self.embedder.model_id, self.embedder.dimensions)
         self._worker = threading.Thread(target=self._embed_forever, name="snippet-embedding", daemon=True)
         self._worker.start()
@@ -194,7 +194,7 @@ class SnippetStore(LoggingConfigurable):
 
     # users
 
-    def _user_id(self, session: Session, owner: str) -> int:
+    def user_id(self, owner: str) -> int:
         """The owner's row id; the row is made (and committed) on first sight, whatever the session does next."""
         if owner not in self._user_ids:
             with self.engine.begin() as connection:
@@ -208,7 +208,7 @@ class SnippetStore(LoggingConfigurable):
         except ValueError as e:
             raise SnippetNotFound(snippet_id) from e
         snippet = session.execute(
-            select(Snippet).where(Snippet.id == key, Snippet.owner_id == self._user_id(session, owner))
+            select(Snippet).where(Snippet.id == key, Snippet.owner_id == self.user_id(owner))
         ).scalar_one_or_none()
         if snippet is None:
             raise SnippetNotFound(snippet_id)
@@ -228,7 +228,7 @@ class SnippetStore(LoggingConfigurable):
             values["patterns"] = detect_patterns(values["code"])
         now = datetime.now(timezone.utc)
         with self._session() as session, session.begin():
-            snippet = Snippet(owner_id=self._user_id(session, owner), created_at=now, updated_at=now, **values)
+            snippet = Snippet(owner_id=self.user_id(owner), created_at=now, updated_at=now, **values)
             session.add(snippet)
             session.flush()
             result = snippet.to_dict()
@@ -282,7 +282,7 @@ class SnippetStore(LoggingConfigurable):
              offset: int = 0) -> Page:
         """The owner's snippets, newest change first; ``q`` keeps those whose words or name match."""
         with self._session() as session:
-            where = [Snippet.owner_id == self._user_id(session, owner)]
+            where = [Snippet.owner_id == self.user_id(owner)]
             for column in ("language", "time_complexity", "space_complexity"):
                 if getattr(filters, column) is not None:
                     where.append(getattr(Snippet, column) == getattr(filters, column))
@@ -315,7 +315,7 @@ class SnippetStore(LoggingConfigurable):
         with self._session() as session, session.begin():
             ranked = hybrid_search(
                 session.connection(),
-                owner_id=self._user_id(session, owner),
+                owner_id=self.user_id(owner),
                 query=query,
                 query_vector=query_vector,
                 query_patterns=query_patterns(query),
@@ -393,6 +393,7 @@ class SnippetStore(LoggingConfigurable):
     def set_embedder(self, embedder: Embedder) -> None:
         """Switch the embedding model: vectors of the old one are replaced in the background."""
         with self.engine.begin() as connection:
+            migrate.lock_schema(connection)
             ensure_vector_index(connection, embedder.model_id, embedder.dimensions)
         self._embedder = embedder
         self._wake.set()

@@ -113,8 +113,7 @@ def synthetic_rows(store: SnippetStore, owner: str, corpus: list[dict[str, Any]]
         dtype=np.float32,
     )
     np_rng = np.random.default_rng(seed)
-    with store._session() as session, session.begin():
-        owner_id = store._user_id(session, owner)
+    owner_id = store.user_id(owner)
     words = ["alpha", "beta", "gamma", "delta", "tmp", "util", "main", "helper", "calc", "proc", "job", "thing"]
     now = datetime.now(timezone.utc)
     batch: list[dict[str, Any]] = []
@@ -167,7 +166,7 @@ def latency(store: SnippetStore, owner: str, queries: list[str], rounds: int) ->
 def vector_plan(store: SnippetStore, owner: str, vector: list[float]) -> str:
     """How PostgreSQL finds the nearest vectors: the HNSW index, or an exact scan of the owner's rows."""
     with store._session() as session, session.begin():
-        owner_id = store._user_id(session, owner)
+        owner_id = store.user_id(owner)
         connection = session.connection()
         connection.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
         plan = connection.execute(
