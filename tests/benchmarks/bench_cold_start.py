@@ -41,7 +41,7 @@ from kernel_images.runtime import Runtime, default_runtime_dir  # noqa: E402
 STEPS = {
     "runsc + python start": "pass",
     "+ import ipykernel": "import ipykernel.kernelapp",
-    "+ launcher imports (guard, numpy-free)": "import coderemote_kernel.guard, coderemote_kernel.kernel, ipykernel.kernelapp",
+    "+ the launcher's own modules": "import coderemote_kernel.guard, coderemote_kernel.kernel, ipykernel.kernelapp",
 }
 
 
@@ -59,7 +59,7 @@ async def sandboxed_step(ksm: KernelSpecManager, name: str) -> float:
     start = time.perf_counter()
     await km.start_kernel()
     provisioner = km.provisioner
-    while (status := await provisioner.poll()) is None:  # type: ignore[union-attr]
+    while (status := await provisioner.poll()) is None:  # type: ignore[union-attr]  # noqa: ASYNC110 (polling is the API)
         await asyncio.sleep(0.002)
     took = time.perf_counter() - start
     if status != 0:
