@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
 
-from analysis_ext.fitting import Fit, fit
+from analysis_ext.fitting import ORDER, Fit, fit
 
 MEASURE_MARK = "CODEREMOTE-MEASURE "
 DEFAULT_MAX_N = {"list": 4096, "str": 4096, "two_lists": 2048, "int": 1 << 24}
@@ -104,7 +104,7 @@ def classify(series: dict[str, list[dict[str, float]]], arg: str) -> EmpiricalRe
         axis = "m" if points and points[0]["n"] == FIXED_OTHER and points[-1]["m"] > FIXED_OTHER else "n"
         values = [p[key] for p in points]
         if key == "memory" and max(values, default=0) < 512:
-            return Fit("O(1)", 0.8, {}) if len(values) >= 4 else None
+            return Fit("O(1)", 0.8, 0.0, 1.0) if len(values) >= 4 else None
         return fit([p[axis] for p in points], values, floor=1e-9 if key == "time" else 64)
 
     notes: list[str] = []
@@ -129,8 +129,6 @@ def classify(series: dict[str, list[dict[str, float]]], arg: str) -> EmpiricalRe
 
 
 def _order(label: str) -> int:
-    from analysis_ext.fitting import ORDER
-
     return ORDER.index(label) if label in ORDER else -1
 
 

@@ -258,7 +258,7 @@ def detect_patterns(code: str) -> list[str]:
     """Sorted pattern names (from ``PATTERNS``) found in ``code``; [] when it does not parse."""
     try:
         tree = ast.parse(code)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError):
         return []
     finder = _Finder()
     finder.visit(tree)

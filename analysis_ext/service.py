@@ -131,6 +131,8 @@ class AnalysisService(LoggingConfigurable):
             ast.parse(request.code)
         except SyntaxError as e:
             raise AnalysisRequestError(400, f"the code does not parse: {e.msg} (line {e.lineno})") from e
+        except (RecursionError, MemoryError) as e:
+            raise AnalysisRequestError(422, "the code is nested too deeply to analyze") from e
         available = self.available(sandbox=execute is not None)
         wanted = request.methods or available
         missing = [m for m in wanted if m not in available]
@@ -140,6 +142,8 @@ class AnalysisService(LoggingConfigurable):
             static = analyze_static(request.code, request.entry, request.arg)
         except ValueError as e:
             raise AnalysisRequestError(400, str(e)) from e
+        except (RecursionError, MemoryError) as e:
+            raise AnalysisRequestError(422, "the code is nested too deeply to analyze") from e
         notes: list[str] = []
         details: dict[str, Any] = {"static": _static_details(static)}
         empirical: EmpiricalResult | None = None

@@ -1040,6 +1040,7 @@ class StaticAnalyzer:
         self.suggestions: dict[str, str] = {}
         self.recursion_notes: list[str] = []
         self.arg_kind: str | None = arg
+        self.calls: dict[Any, tuple[Cost, Cost, Cost, Cost, _Frame]] = {}
         self._quiet = 0
 
     # -- shared state -----------------------------------------------------
@@ -1248,16 +1249,11 @@ class StaticAnalyzer:
             return Value()
         if len(caller.stack) > 12:
             return Value()
-        env = dict(target.closure or {})
-        params = [a.arg for a in function.args.posonlyargs + function.args.args]
-        for name, value in zip(params, args, strict=False):
-            env[name] = value
-        for name in params[len(args) :]:
-            env.setdefault(name, Value())
-        walker = _Walker(self, env, (*caller.stack, function), function)
-        walker.local_names |= set(params)
-        frame = walker.run(function.body)
-        calls, depth, time, space = self.solve(function, walker, frame, args, params)
+        # The same function with the same kinds of arguments costs the same: walk it once.
+        key = (id(function), id(target.closure), tuple((a.kind, a.value, a.length, a.size) for a in args))
+        if key not in self.calls:
+            self.calls[key] = self._walk_call(caller, target, args)
+        calls, depth, time, space, frame = self.calls[key]
         caller.charge(time)
         if not time.is_constant() and frame.recursive_sites:
             self.note(caller.multiplier * time, f"recursion in `{function.name}` costs {time.render()}")
@@ -1269,6 +1265,21 @@ class StaticAnalyzer:
         if returned.fresh:
             caller.allocate(returned.size)
         return returned
+
+    def _walk_call(self, caller: _Walker, target: Value, args: list[Value]) -> tuple[Cost, Cost, Cost, Cost, _Frame]:
+        function = target.function
+        assert function is not None
+        env = dict(target.closure or {})
+        params = [a.arg for a in function.args.posonlyargs + function.args.args]
+        for name, value in zip(params, args, strict=False):
+            env[name] = value
+        for name in params[len(args) :]:
+            env.setdefault(name, Value())
+        walker = _Walker(self, env, (*caller.stack, function), function)
+        walker.local_names |= set(params)
+        frame = walker.run(function.body)
+        calls, depth, time, space = self.solve(function, walker, frame, args, params)
+        return calls, depth, time, space, frame
 
     def solve(self, function: ast.FunctionDef, walker: _Walker, frame: _Frame, args: list[Value],
               params: list[str]) -> tuple[Cost, Cost, Cost, Cost]:  # fmt: skip

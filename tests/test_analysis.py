@@ -121,6 +121,7 @@ async def test_analyze_failing_function_degrades_to_static(jp_fetch: Any) -> Non
         ({"code": "x = 1", "arg": "tree"}, 400, "arg"),
         ({"code": "def f(x):\n  return x\n", "entry": "g"}, 400, "no top-level function"),
         ({"code": "x = 1\n" * 20000}, 413, "larger than"),
+        ({"code": "x = 1" + " + 1" * 5000}, 422, "nested too deeply"),
     ],
 )
 async def test_analyze_bad_input(jp_fetch: Any, body: dict[str, Any], status: int, words: str) -> None:

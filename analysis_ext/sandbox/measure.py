@@ -17,17 +17,35 @@ class _Budget(Exception):
     pass
 
 
-class _limit:
-    """Stop a call that runs past its time (signals are not available to sandboxed code)."""
+class _Watchdog:
+    """Interrupts a call that runs past its deadline (signals are not available to
+    sandboxed code); one thread for the whole run, so timing a call costs nothing extra."""
 
-    def __init__(self, seconds):
-        self.timer = threading.Timer(seconds, _thread.interrupt_main)
+    def __init__(self):
+        self.deadline = None
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self):
+        while True:
+            time.sleep(0.005)
+            deadline = self.deadline
+            if deadline is not None and time.perf_counter() > deadline:
+                self.deadline = None
+                _thread.interrupt_main()
+
+    def limit(self, seconds):
+        return _Limit(self, seconds)
+
+
+class _Limit:
+    def __init__(self, watchdog, seconds):
+        self.watchdog, self.seconds = watchdog, seconds
 
     def __enter__(self):
-        self.timer.start()
+        self.watchdog.deadline = time.perf_counter() + self.seconds
 
     def __exit__(self, kind, value, tb):
-        self.timer.cancel()
+        self.watchdog.deadline = None
         if kind is KeyboardInterrupt:
             raise _Budget() from None
 
@@ -85,7 +103,7 @@ def _measure(fn, kind, n, m, call_limit):
         spent = 0.0
         while calls < 25 and (spent < PARAMS["repeat_s"] or calls < 2):
             args = inputs[calls % 3] if kind == "int" else _make(kind, n, m, rng, shape)
-            with _limit(call_limit):
+            with WATCHDOG.limit(call_limit):
                 start = time.perf_counter()
                 fn(*args)
             took = time.perf_counter() - start
@@ -96,17 +114,22 @@ def _measure(fn, kind, n, m, call_limit):
         args = _make(kind, n, m, rng, shape)
         tracemalloc.start()
         try:
-            with _limit(call_limit):
+            with WATCHDOG.limit(call_limit):
                 fn(*args)
             worst_memory = max(worst_memory, tracemalloc.get_traced_memory()[1])
         finally:
             tracemalloc.stop()
-    with _limit(call_limit):
+    with WATCHDOG.limit(call_limit):
         depth = _depth_of(fn, _make(kind, n, m, rng, "random"))
     return {"n": n, "m": m, "time": worst_time, "memory": worst_memory, "depth": depth}
 
 
+WATCHDOG = None
+
+
 def main():
+    global WATCHDOG
+    WATCHDOG = _Watchdog()
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
     namespace = {"__name__": "__coderemote_measured__"}
     exec(compile(CODE, "<analyzed>", "exec"), namespace)

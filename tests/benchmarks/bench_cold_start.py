@@ -1,0 +1,130 @@
+#!/usr/bin/env python
+"""Where a sandboxed kernel's cold start goes, step by step, beside the same steps unsandboxed.
+
+Run it as a script (pytest does not collect it)::
+
+    python tests/benchmarks/bench_cold_start.py [--runs 7]
+
+Each step runs through the real provisioner (same OCI bundle, mounts, cgroup
+and limits as a kernel) with the kernelspec's argv swapped for a small
+program, timed from ``start_kernel`` until the sandbox exits:
+
+1. ``python -c pass``: runsc boots a sandbox and the interpreter starts;
+2. ``import ipykernel.kernelapp``: plus the kernel's imports;
+3. the full launcher to its ``kernel_info`` reply (what a user waits for).
+
+The baseline of each step is the same program run directly on the host with
+the same runtime interpreter (no sandbox), measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
+from jupyter_client.manager import AsyncKernelManager  # noqa: E402
+
+from kernel_images import KERNELSPECS_DIR, SANDBOX_PACKAGE_DIR  # noqa: E402
+from kernel_images.runtime import Runtime, default_runtime_dir  # noqa: E402
+
+STEPS = {
+    "runsc + python start": "pass",
+    "+ import ipykernel": "import ipykernel.kernelapp",
+    "+ the launcher's own modules": "import coderemote_kernel.guard, coderemote_kernel.kernel, ipykernel.kernelapp",
+}
+
+
+def spec_dirs(tmp: Path) -> Path:
+    base = json.loads((KERNELSPECS_DIR / "python3-sandboxed" / "kernel.json").read_text())
+    for i, code in enumerate(STEPS.values()):
+        folder = tmp / f"step{i}"
+        folder.mkdir()
+        (folder / "kernel.json").write_text(json.dumps({**base, "argv": ["python", "-c", code, "{connection_file}"]}))
+    return tmp
+
+
+async def sandboxed_step(ksm: KernelSpecManager, name: str) -> float:
+    km = AsyncKernelManager(kernel_name=name, kernel_spec_manager=ksm)
+    start = time.perf_counter()
+    await km.start_kernel()
+    provisioner = km.provisioner
+    while (status := await provisioner.poll()) is None:  # type: ignore[union-attr]  # noqa: ASYNC110 (polling is the API)
+        await asyncio.sleep(0.002)
+    took = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"step {name} failed in the sandbox: {provisioner.log_tail()}")  # type: ignore[union-attr]
+    await km.cleanup_resources()
+    return took
+
+
+async def sandboxed_kernel() -> float:
+    ksm = KernelSpecManager(kernel_dirs=[str(KERNELSPECS_DIR)])
+    km = AsyncKernelManager(kernel_name="python3-sandboxed", kernel_spec_manager=ksm)
+    start = time.perf_counter()
+    await km.start_kernel()
+    client = km.client()
+    client.start_channels()
+    await client.wait_for_ready(timeout=60)
+    took = time.perf_counter() - start
+    client.stop_channels()
+    await km.shutdown_kernel(now=True)
+    return took
+
+
+def host_step(python: str, code: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([python, "-c", code], check=True, env={"PYTHONPATH": str(SANDBOX_PACKAGE_DIR)})
+    return time.perf_counter() - start
+
+
+async def host_kernel(python: str) -> float:
+    ksm = KernelSpecManager(kernel_dirs=[])
+    km = AsyncKernelManager(
+        kernel_spec_manager=ksm, kernel_cmd=[python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    )
+    start = time.perf_counter()
+    await km.start_kernel()
+    client = km.client()
+    client.start_channels()
+    await client.wait_for_ready(timeout=60)
+    took = time.perf_counter() - start
+    client.stop_channels()
+    await km.shutdown_kernel(now=True)
+    return took
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    python = str(Runtime.load(default_runtime_dir()).python)
+    rows: list[tuple[str, list[float], list[float]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ksm = KernelSpecManager(kernel_dirs=[str(spec_dirs(Path(tmp)))])
+        for i, (label, code) in enumerate(STEPS.items()):
+            sandboxed = [await sandboxed_step(ksm, f"step{i}") for _ in range(args.runs)]
+            host = [host_step(python, code) for _ in range(args.runs)]
+            rows.append((label, sandboxed, host))
+    sandboxed = [await sandboxed_kernel() for _ in range(args.runs)]
+    host = [await host_kernel(python) for _ in range(args.runs)]
+    rows.append(("full kernel to kernel_info", sandboxed, host))
+    print(f"cold start, {args.runs} runs each, ms (p50 / max)")
+    print(f"  {'step':42} {'sandboxed':>17} {'host, no sandbox':>19} {'sandbox cost':>13}")
+    for label, s, h in rows:
+        s50, h50 = statistics.median(s) * 1000, statistics.median(h) * 1000
+        print(f"  {label:42} {s50:8.0f} / {max(s) * 1000:6.0f} {h50:9.0f} / {max(h) * 1000:6.0f} {s50 - h50:10.0f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
