@@ -104,8 +104,12 @@ def execute(jp_fetch: Any) -> Execute:
     """POST api/coderemote/execute and return the decoded result (status must be 200)."""
 
     async def run(code: str, **fields: Any) -> dict[str, Any]:
+        # tornado's client gives up after 20 s by default: less than an execution may
+        # take (timeout_s up to 30 s) plus a sandbox start on a busy machine.
+        timeout = float(fields.get("timeout_s") or 10) + 60
         response = await jp_fetch(
-            "api", "coderemote", "execute", method="POST", body=json.dumps({"code": code, **fields})
+            "api", "coderemote", "execute", method="POST", body=json.dumps({"code": code, **fields}),
+            request_timeout=timeout,
         )
         assert response.code == 200
         return json.loads(response.body)
