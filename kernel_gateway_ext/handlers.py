@@ -122,7 +122,7 @@ class PageHandler(ExtensionHandlerJinjaMixin, ExtensionHandlerMixin, JupyterHand
             "kernelName": SANDBOXED_KERNEL,
             "defaultTimeoutSeconds": self.settings["coderemote_execution"].default_timeout,
         }
-        self.finish(self.render_template("index.html", static_url=static_url, config=config))
+        self.finish(self.render_template("index.html", assets_url=static_url, config=config))
 
 
 default_handlers = [
