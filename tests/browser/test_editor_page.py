@@ -88,12 +88,12 @@ def test_input_prompts_the_person(editor: Any) -> None:
 def test_error_shows_a_readable_traceback(editor: Any) -> None:
     set_code(editor, "def f(x):\n    return 1 / x\n\nf(0)\n")
     assert run_and_wait(editor) == "error"
-    traceback = editor.inner_text("#output .cr-error")
-    assert "ZeroDivisionError" in traceback
-    assert "\x1b" not in traceback and "[0;31m" not in traceback
-    assert editor.locator("#output .cr-error span[class*='ansi-']").count() > 0
-    assert editor.get_attribute("#banner", "data-status") == "error"
     editor.shots("traceback")
+    traceback = editor.inner_text("#output .cr-error")
+    assert "ZeroDivisionError" in traceback and "1 / x" in traceback
+    # IPython's colour codes are rendered or dropped, never shown raw.
+    assert "\x1b" not in traceback and "[0;31m" not in traceback and "[0m" not in traceback
+    assert editor.get_attribute("#banner", "data-status") == "error"
 
 
 def test_timeout_interrupts_and_shows_its_banner(editor: Any) -> None:

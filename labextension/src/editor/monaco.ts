@@ -15,8 +15,8 @@ import { toCodePoints, toUtf16 } from '../common/positions';
 
 export { monaco };
 
-/** Kernel requests made while the kernel runs code wait behind it: give up rather than hang the widget. */
-const KERNEL_REPLY_TIMEOUT_MS = 1500;
+/** Kernel requests wait behind running code, and the first completion loads jedi (about 2 s in the sandbox): give up after this rather than leave the widget loading. */
+const KERNEL_REPLY_TIMEOUT_MS = 5000;
 
 function withTimeout<T>(promise: Promise<T>): Promise<T | null> {
   return Promise.race([promise, new Promise<null>(resolve => setTimeout(() => resolve(null), KERNEL_REPLY_TIMEOUT_MS))]);
