@@ -66,3 +66,21 @@ def test_panel_runs_the_active_cell_in_a_sandbox(lab: Any) -> None:
         "async () => (await (await fetch('/api/kernels', {credentials: 'same-origin'})).json()).map(k => k.name)"
     )
     assert kernels and set(kernels) == {"python3-sandboxed"}
+
+
+@pytest.mark.needs_merge
+def test_panel_inserts_a_snippet_into_the_cell(lab: Any, editor_server: EditorServer) -> None:
+    status, _ = editor_server.request(
+        "POST",
+        "api/coderemote/snippets",
+        {"name": "lab insert", "description": "", "code": "print('inserted')", "language": "python"},
+    )
+    assert status == 201
+    lab.click(".jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id='coderemote-panel']")
+    lab.click(".jp-Notebook .jp-Cell .cm-content")
+    lab.keyboard.press("ControlOrMeta+End")
+    lab.fill("#coderemote-panel .cr-search", "lab insert")
+    lab.press("#coderemote-panel .cr-search", "Enter")
+    lab.click("#coderemote-panel .cr-snippet:has-text('lab insert') .cr-use")
+    lab.wait_for_selector(".jp-Notebook .jp-Cell .cm-content:has-text(\"print('inserted')\")")
+    lab.shots("snippet-inserted")
