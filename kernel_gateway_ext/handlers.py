@@ -112,9 +112,7 @@ class PageHandler(ExtensionHandlerJinjaMixin, ExtensionHandlerMixin, JupyterHand
     @authorized
     async def get(self) -> None:
         if not (EDITOR_ASSETS / "main.js").is_file():
-            raise web.HTTPError(
-                503, f"the editor is not built ({EDITOR_ASSETS} is empty): pip install . or `npm run build` in labextension/"
-            )
+            raise web.HTTPError(503, f"the editor is not built ({EDITOR_ASSETS} is empty): pip install . rebuilds it")
         static_url = url_path_join(self.base_url, "static", self.name, "editor") + "/"
         config = {
             "baseUrl": self.base_url,

@@ -57,7 +57,9 @@ def viewport() -> dict[str, int]:
 
 
 @pytest.fixture
-def editor(browser: Any, editor_server: EditorServer, viewport: dict[str, int], request: pytest.FixtureRequest) -> Iterator[Any]:
+def editor(
+    browser: Any, editor_server: EditorServer, viewport: dict[str, int], request: pytest.FixtureRequest
+) -> Iterator[Any]:
     """The editor page, logged in, its sandbox started (status idle)."""
     context = browser.new_context(viewport=viewport)
     page = context.new_page()
@@ -79,7 +81,8 @@ def set_code(page: Any, code: str) -> None:
         """code => {
             const data = new DataTransfer();
             data.setData('text/plain', code);
-            const target = document.querySelector('#editor textarea, #editor .native-edit-context') || document.activeElement;
+            const target = document.querySelector('#editor textarea, #editor .native-edit-context')
+                || document.activeElement;
             target.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
         }""",
         code,

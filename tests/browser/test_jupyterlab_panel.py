@@ -23,7 +23,9 @@ NOTEBOOK = {
             "source": "import sys\nfor i in range(3):\n    print('from the sandbox', i)\nprint(sys.platform)",
         }
     ],
-    "metadata": {"kernelspec": {"name": "python3-sandboxed", "display_name": "Python 3 (sandboxed)", "language": "python"}},
+    "metadata": {
+        "kernelspec": {"name": "python3-sandboxed", "display_name": "Python 3 (sandboxed)", "language": "python"}
+    },
     "nbformat": 4,
     "nbformat_minor": 5,
 }

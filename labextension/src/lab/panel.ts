@@ -44,7 +44,7 @@ export class CodeRemotePanel extends Widget {
 
     const node = this.node;
     const heading = document.createElement('h2');
-    heading.textContent = 'Sandbox';
+    heading.textContent = 'Code Remote sandbox';
     this.runButton = button('Run active cell', 'cr-run', () => void this.runActive());
     const interrupt = button('Interrupt', 'cr-interrupt', () => void this.run?.interrupt());
     const timeoutLabel = document.createElement('label');
