@@ -38,12 +38,12 @@ def test_snippet_saved_starred_and_found(editor: Any) -> None:
     name = f"count pairs {uuid.uuid4().hex[:6]}"
     set_code(editor, NESTED_LOOP)
     editor.click(".cr-save")
-    dialog = editor.wait_for_selector("dialog.cr-dialog[open]")
+    editor.wait_for_selector("dialog.cr-dialog[open]")
     editor.shots("save-dialog")
     editor.fill("dialog.cr-dialog[open] input[name='name']", name)
     editor.fill("dialog.cr-dialog[open] textarea[name='description']", "Counts ordered pairs with a nested loop")
     editor.click("dialog.cr-dialog[open] button[value='save']")
-    assert not dialog.is_visible()
+    editor.wait_for_selector("dialog.cr-dialog", state="hidden")
     item = editor.wait_for_selector(f".cr-snippet:has-text('{name}')")
     editor.shots("saved")
 
