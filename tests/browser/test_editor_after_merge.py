@@ -56,7 +56,7 @@ def test_snippet_saved_starred_and_found(editor: Any) -> None:
 
     editor.fill(".cr-search", "nested loop pairs")
     editor.press(".cr-search", "Enter")
-    editor.wait_for_selector(f".cr-snippet-list .cr-snippet:has-text('{name}')")
+    editor.wait_for_selector(f".cr-snippet-list .cr-snippet:has-text('{name}') .cr-star[aria-pressed='true']")
     editor.shots("found")
 
     # Opening it puts its code in the editor.

@@ -68,7 +68,10 @@ export interface Snippet {
   description?: string;
   code: string;
   language?: string;
+  /** Normalized from the server's `is_starred` (see `normalizeSnippet`). */
   starred?: boolean;
+  is_starred?: boolean;
+  time_complexity?: string | null;
   created_at?: string;
   updated_at?: string;
 }
@@ -101,11 +104,12 @@ export class CodeRemoteAPI {
 
   async searchSnippets(q: string, limit = 20): Promise<{ snippet: Snippet; score: number }[]> {
     const params = new URLSearchParams({ q, limit: String(limit) });
-    return requestAPI(this.settings, `snippets/search?${params}`);
+    const hits = await requestAPI<{ snippet: Snippet; score: number }[]>(this.settings, `snippets/search?${params}`);
+    return hits.map(hit => ({ ...hit, snippet: normalizeSnippet(hit.snippet) }));
   }
 
-  saveSnippet(snippet: { name: string; description: string; code: string; language: string }): Promise<Snippet> {
-    return requestAPI(this.settings, 'snippets', { method: 'POST', body: JSON.stringify(snippet) });
+  async saveSnippet(snippet: { name: string; description: string; code: string; language: string }): Promise<Snippet> {
+    return normalizeSnippet(await requestAPI(this.settings, 'snippets', { method: 'POST', body: JSON.stringify(snippet) }));
   }
 
   setStar(id: Snippet['id'], starred: boolean): Promise<unknown> {
@@ -119,11 +123,16 @@ export class CodeRemoteAPI {
   }
 }
 
-/** The snippet list, whether the server answers a bare array or a page object. */
+/** The snippet list, whether the server answers a bare array or a page object (`{snippets, total}`). */
 export function snippetList(body: unknown): Snippet[] {
   if (Array.isArray(body)) {
-    return body as Snippet[];
+    return body.map(normalizeSnippet);
   }
   const page = (body ?? {}) as { snippets?: Snippet[]; items?: Snippet[]; results?: Snippet[] };
-  return page.snippets ?? page.items ?? page.results ?? [];
+  return (page.snippets ?? page.items ?? page.results ?? []).map(normalizeSnippet);
+}
+
+/** The snippet library's API names the star `is_starred`; the panels read `starred`. */
+export function normalizeSnippet(snippet: Snippet): Snippet {
+  return { ...snippet, starred: Boolean(snippet.starred ?? snippet.is_starred) };
 }

@@ -255,7 +255,13 @@ export class SnippetPanel {
     return el(
       'li',
       { className: 'cr-snippet', dataset: { id: String(snippet.id) } },
-      el('div', { className: 'cr-snippet-head' }, star, el('strong', { className: 'cr-snippet-name', textContent: snippet.name })),
+      el(
+        'div',
+        { className: 'cr-snippet-head' },
+        star,
+        el('strong', { className: 'cr-snippet-name', textContent: snippet.name }),
+        snippet.time_complexity ? el('code', { className: 'cr-snippet-complexity', textContent: snippet.time_complexity }) : ''
+      ),
       snippet.description ? el('p', { className: 'cr-muted', textContent: snippet.description }) : '',
       el('div', { className: 'cr-snippet-actions' }, use, remove)
     );

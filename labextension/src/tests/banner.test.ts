@@ -38,9 +38,10 @@ test("a dead sandbox is memory_limit only when the server says so", () => {
 });
 
 test('snippet lists are read from an array or a page object', () => {
-  const one = { id: 1, name: 'a', code: 'x' };
-  assert.deepEqual(snippetList([one]), [one]);
-  assert.deepEqual(snippetList({ snippets: [one], total: 1 }), [one]);
-  assert.deepEqual(snippetList({ items: [one] }), [one]);
+  const one = { id: 1, name: 'a', code: 'x', is_starred: true };
+  const read = { ...one, starred: true };
+  assert.deepEqual(snippetList([one]), [read]);
+  assert.deepEqual(snippetList({ snippets: [one], total: 1 }), [read]);
+  assert.deepEqual(snippetList({ items: [{ id: 2, name: 'b', code: 'y' }] }), [{ id: 2, name: 'b', code: 'y', starred: false }]);
   assert.deepEqual(snippetList(null), []);
 });
