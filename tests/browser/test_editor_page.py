@@ -211,3 +211,50 @@ def test_first_output_is_quick(editor: Any) -> None:
     first_output_ms(editor)  # warm-up: first execution imports in the kernel
     times = [first_output_ms(editor) for _ in range(5)]
     assert median(times) < 400, times
+
+
+def test_sign_in_on_401_sends_a_bearer_token(editor: Any) -> None:
+    """A JWT deployment answers 401 without a token: the page asks for one,
+    keeps it for the tab and sends it as `Authorization: Bearer`."""
+    bearer: list[str] = []
+
+    def deny_without_bearer(route: Any) -> None:
+        auth = route.request.headers.get("authorization", "")
+        if auth.startswith("Bearer "):
+            bearer.append(auth)
+            route.fulfill(status=200, content_type="application/json", body='{"snippets": [], "total": 0}')
+        else:
+            route.fulfill(status=401, content_type="application/json", body='{"message": "no token"}')
+
+    editor.route("**/api/coderemote/snippets?*", deny_without_bearer)
+    editor.click(".cr-snippet-search button[type='submit']")
+    editor.wait_for_selector("#signin[open]")
+    assert editor.evaluate("() => document.activeElement.id") == "signin-token"
+    editor.shots("sign-in")
+    editor.fill("#signin-token", "header.payload.signature")
+    editor.click("#signin-form button[type='submit']")  # reloads the page
+    editor.wait_for_selector("#kernel-status[data-status='idle']", timeout=60_000)
+    editor.click(".cr-snippet-search button[type='submit']")
+    editor.wait_for_function("() => document.querySelector('.cr-snippets').innerText.includes('No snippets')")
+    assert bearer and bearer[-1] == "Bearer header.payload.signature"
+    assert editor.evaluate("() => sessionStorage.getItem('coderemote.token')") == "header.payload.signature"
+    assert editor.inner_text("#signin-open") == "Signed in (change token)"
+
+
+def test_closing_the_page_ends_its_sandbox(browser: Any, editor_server: Any) -> None:
+    page = browser.new_page()
+    page.goto(editor_server.page_url())
+    page.wait_for_selector("#kernel-status[data-status='idle']", timeout=60_000)
+    kernel_ids = page.evaluate(
+        "async () => (await (await fetch('/api/kernels', {credentials: 'same-origin'})).json()).map(k => k.id)"
+    )
+    assert kernel_ids
+    page.close(run_before_unload=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        _, kernels = editor_server.request("GET", "api/kernels")
+        if not set(kernel_ids) & {k["id"] for k in kernels}:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the page's kernel is still running after the page closed")
