@@ -5,7 +5,7 @@
  */
 
 import * as monaco from 'monaco-editor/editor/editor.api';
-import 'monaco-editor/features/register.all';
+import './features';
 import 'monaco-editor/languages/definitions/python/register';
 
 import type { Kernel } from '@jupyterlab/services';
