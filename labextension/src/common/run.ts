@@ -125,6 +125,11 @@ export class Run {
     return this.stop();
   }
 
+  /** The person restarts the kernel under this run: it ends as interrupted, not as a dead sandbox. */
+  restartedByUser(): void {
+    this.interruptedByUser = true;
+  }
+
   private statusOf(replyStatus: string, outputLimit: boolean): RunStatus {
     if (this.timedOut) {
       return 'timeout';

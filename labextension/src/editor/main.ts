@@ -147,7 +147,7 @@ class EditorPage {
     if (this.run) {
       return; // one run at a time: the kernel would queue it anyway
     }
-    if (!this.kernel) {
+    if (!this.kernel || this.kernel.isDisposed || this.kernel.status === 'dead') {
       await this.startKernel();
       if (!this.kernel) {
         return;
@@ -158,21 +158,28 @@ class EditorPage {
     this.output.clear();
     this.hideBanner();
     this.setRunning(true);
-    const run = (this.run = new Run(
-      kernel,
-      this.editor.getValue(),
-      {
-        output: output => this.output.add(output),
-        clear: wait => this.output.clear(wait),
-        input: (prompt, password) => this.askInput(prompt, password)
-      },
-      { timeoutSeconds }
-    ));
-    const result = await run.done;
-    this.run = null;
-    this.setRunning(false);
-    this.removeInputForm();
-    this.showResult(result.status, result.durationMs, timeoutSeconds);
+    try {
+      this.run = new Run(
+        kernel,
+        this.editor.getValue(),
+        {
+          output: output => this.output.add(output),
+          clear: wait => this.output.clear(wait),
+          input: (prompt, password) => this.askInput(prompt, password)
+        },
+        { timeoutSeconds }
+      );
+      const result = await this.run.done;
+      this.showResult(result.status, result.durationMs, timeoutSeconds);
+    } catch (error) {
+      this.showBanner('error', 'Could not run', (error as Error).message);
+      $('run-status').textContent = 'not run';
+      $('run-status').dataset.status = 'failed';
+    } finally {
+      this.run = null;
+      this.setRunning(false);
+      this.removeInputForm();
+    }
   }
 
   private async interrupt(): Promise<void> {
@@ -184,9 +191,10 @@ class EditorPage {
   }
 
   private async restart(): Promise<void> {
-    if (!this.kernel) {
+    if (!this.kernel || this.kernel.isDisposed || this.kernel.status === 'dead') {
       return this.startKernel();
     }
+    this.run?.restartedByUser();
     this.setKernelStatus('restarting');
     await this.kernel.restart();
   }
