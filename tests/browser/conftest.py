@@ -18,15 +18,18 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def editor_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EditorServer]:
     server = EditorServer(tmp_path_factory.mktemp("editor-server"))
     yield server
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """Chromium for this package only: Playwright's sync API keeps an event loop
+    running in the main thread until it stops, which the asyncio tests after
+    this package could not share."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
