@@ -258,3 +258,17 @@ def test_closing_the_page_ends_its_sandbox(browser: Any, editor_server: Any) -> 
         time.sleep(0.5)
     else:
         pytest.fail("the page's kernel is still running after the page closed")
+
+
+def test_bundle_is_served_compressed(editor_server: Any) -> None:
+    import gzip
+    import urllib.request
+
+    request = urllib.request.Request(
+        editor_server.url + "static/coderemote/editor/main.js", headers={"Accept-Encoding": "gzip"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        body = response.read()
+    assert len(body) < 1_500_000
+    assert len(gzip.decompress(body)) > 2_000_000
