@@ -74,14 +74,15 @@ def test_html_table_is_sanitized(editor: Any) -> None:
 def test_input_prompts_the_person(editor: Any) -> None:
     set_code(editor, "name = input('Your name? ')\nprint('hello', name)\n")
     editor.click("#run")
-    field = editor.wait_for_selector("#stdin-field")
-    assert editor.inner_text("label[for='stdin-field']") == "Your name?"
-    assert editor.evaluate("() => document.activeElement.id") == "stdin-field"
+    field = editor.wait_for_selector(".cr-input .cr-stdin-field")
+    assert editor.inner_text(".cr-input label") == "Your name?"
+    assert editor.evaluate("() => document.activeElement.classList.contains('cr-stdin-field')")
     editor.shots("prompt")
     field.type("Ada")
     editor.keyboard.press("Enter")
     editor.wait_for_selector("#run-status[data-status='ok']")
     assert "hello Ada" in output_text(editor)
+    assert editor.locator(".cr-input").count() == 0
     editor.shots("answered")
 
 

@@ -20,7 +20,8 @@ NOTEBOOK = {
             "execution_count": None,
             "metadata": {},
             "outputs": [],
-            "source": "import sys\nfor i in range(3):\n    print('from the sandbox', i)\nprint(sys.platform)",
+            "source": "import sys\nfor i in range(3):\n    print('from the sandbox', i)\n"
+            "print(sys.platform)\nprint('hi', input('name? '))",
         }
     ],
     "metadata": {
@@ -57,10 +58,12 @@ def test_panel_runs_the_active_cell_in_a_sandbox(lab: Any) -> None:
     assert panel.is_visible()
     lab.click(".jp-Notebook .jp-Cell .cm-content")  # the cell is the active one
     lab.click("#coderemote-panel .cr-run")
+    lab.wait_for_selector("#coderemote-panel .cr-input .cr-stdin-field", timeout=90_000).type("Lab")
+    lab.keyboard.press("Enter")
     lab.wait_for_selector("#coderemote-panel .cr-run-status[data-status='ok']", timeout=90_000)
     text = lab.inner_text("#coderemote-panel .cr-output")
     assert "from the sandbox 0" in text and "from the sandbox 2" in text
-    assert "linux" in text
+    assert "linux" in text and "hi Lab" in text
     assert "cell [1]" in lab.inner_text("#coderemote-panel .cr-run-status")
     lab.shots("panel-ran-cell")
     # The panel's own kernel is of the sandboxed kernelspec.

@@ -11,6 +11,7 @@ import { bannerFor, type RunStatus } from '../common/banner';
 import { OutputArea } from '../common/outputs';
 import { AnalysisPanel, SnippetPanel } from '../common/panels';
 import { Run } from '../common/run';
+import { InputPrompt } from '../common/stdin';
 import { monaco, registerKernelProviders } from './monaco';
 import './page.css';
 
@@ -67,6 +68,7 @@ class EditorPage {
   private kernel: Kernel.IKernelConnection | null = null;
   private run: Run | null = null;
   private readonly output = new OutputArea($('output'));
+  private readonly stdin = new InputPrompt(this.output);
   private readonly editor: monaco.editor.IStandaloneCodeEditor;
   private readonly snippets: SnippetPanel;
 
@@ -165,7 +167,7 @@ class EditorPage {
         {
           output: output => this.output.add(output),
           clear: wait => this.output.clear(wait),
-          input: (prompt, password) => this.askInput(prompt, password)
+          input: (prompt, password) => this.stdin.ask(prompt, password)
         },
         { timeoutSeconds }
       );
@@ -178,7 +180,7 @@ class EditorPage {
     } finally {
       this.run = null;
       this.setRunning(false);
-      this.removeInputForm();
+      this.stdin.remove();
     }
   }
 
@@ -222,40 +224,6 @@ class EditorPage {
   private hideBanner(): void {
     $('banner').hidden = true;
     $('banner').dataset.status = '';
-  }
-
-  /** `input()`: a field in the output's flow; its answer is echoed like a terminal would. */
-  private askInput(prompt: string, password: boolean): Promise<string> {
-    this.removeInputForm();
-    return new Promise(resolve => {
-      const form = document.createElement('form');
-      form.className = 'cr-input';
-      form.id = 'stdin-form';
-      const label = Object.assign(document.createElement('label'), {
-        htmlFor: 'stdin-field',
-        textContent: prompt || 'Input'
-      });
-      const field = Object.assign(document.createElement('input'), {
-        id: 'stdin-field',
-        type: password ? 'password' : 'text',
-        autocomplete: 'off'
-      });
-      const submit = Object.assign(document.createElement('button'), { type: 'submit', textContent: 'Send' });
-      form.append(label, field, submit);
-      form.addEventListener('submit', event => {
-        event.preventDefault();
-        const value = field.value;
-        form.remove();
-        this.output.addNote(`${prompt}${password ? '••••' : value}`, 'cr-stdin-echo');
-        resolve(value);
-      });
-      this.output.node.after(form);
-      field.focus();
-    });
-  }
-
-  private removeInputForm(): void {
-    document.getElementById('stdin-form')?.remove();
   }
 
   private setRunning(running: boolean): void {

@@ -12,6 +12,7 @@ import { bannerFor } from '../common/banner';
 import { OutputArea } from '../common/outputs';
 import { AnalysisPanel, SnippetPanel } from '../common/panels';
 import { Run } from '../common/run';
+import { InputPrompt } from '../common/stdin';
 
 export const SANDBOXED_KERNEL = 'python3-sandboxed';
 
@@ -28,6 +29,7 @@ export class CodeRemotePanel extends Widget {
   private starting: Promise<Kernel.IKernelConnection> | null = null;
   private run: Run | null = null;
   private readonly output = new OutputArea();
+  private readonly stdin = new InputPrompt(this.output);
   private readonly banner: HTMLElement;
   private readonly status: HTMLElement;
   private readonly runButton: HTMLButtonElement;
@@ -104,7 +106,7 @@ export class CodeRemotePanel extends Widget {
         {
           output: output => this.output.add(output),
           clear: wait => this.output.clear(wait),
-          input: prompt => Promise.resolve(window.prompt(prompt) ?? '')
+          input: (prompt, password) => this.stdin.ask(prompt, password)
         },
         { timeoutSeconds }
       );
@@ -120,6 +122,7 @@ export class CodeRemotePanel extends Widget {
     } catch (error) {
       this.status.textContent = `The sandbox could not start: ${(error as Error).message}`;
     } finally {
+      this.stdin.remove();
       this.run = null;
       this.runButton.disabled = false;
     }
