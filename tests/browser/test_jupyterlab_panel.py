@@ -16,6 +16,7 @@ pytestmark = pytest.mark.browser
 NOTEBOOK = {
     "cells": [
         {
+            "id": "sandbox-cell",
             "cell_type": "code",
             "execution_count": None,
             "metadata": {},
