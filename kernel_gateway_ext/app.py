@@ -56,6 +56,8 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         "kernel_websocket_connection_class": "kernel_gateway_ext.websocket.NoDelayWebsocketConnection",
         "open_browser": False,
         "allow_root": True,
+        # The editor page's bundle is 4 MB of JavaScript, about 1 MB gzipped.
+        "tornado_settings": {"compress_response": True},
     }
     kernel_manager_config = {"default_kernel_name": "python3-sandboxed"}
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerJinjaMixin, ExtensionHandlerMixin
+from jupyter_server.utils import url_path_join
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
 
@@ -17,6 +19,8 @@ from kernel_gateway_ext.pool import CapacityError, SandboxUnavailableError
 
 AUTH_RESOURCE = "coderemote"
 SINGLE_USER = "local"
+SANDBOXED_KERNEL = "python3-sandboxed"
+EDITOR_ASSETS = Path(__file__).parent / "static" / "editor"
 
 
 class HTTPErrorWithHeaders(web.HTTPError):
@@ -100,14 +104,23 @@ class HealthHandler(CodeRemoteAPIHandler):
 
 
 class PageHandler(ExtensionHandlerJinjaMixin, ExtensionHandlerMixin, JupyterHandler):  # type: ignore[misc]
-    """The editor page."""
+    """The editor page: Monaco and a sandboxed kernel, bundled into static/editor/ at build time."""
 
     auth_resource = AUTH_RESOURCE
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.finish(self.render_template("index.html", base_url=self.base_url))
+        if not (EDITOR_ASSETS / "main.js").is_file():
+            raise web.HTTPError(503, f"the editor is not built ({EDITOR_ASSETS} is empty): pip install . rebuilds it")
+        static_url = url_path_join(self.base_url, "static", self.name, "editor") + "/"
+        config = {
+            "baseUrl": self.base_url,
+            "staticUrl": static_url,
+            "kernelName": SANDBOXED_KERNEL,
+            "defaultTimeoutSeconds": self.settings["coderemote_execution"].default_timeout,
+        }
+        self.finish(self.render_template("index.html", assets_url=static_url, config=config))
 
 
 default_handlers = [

@@ -1,0 +1,16 @@
+// Bundles the unit tests (src/tests/*.test.ts) for node's own test runner.
+import * as esbuild from 'esbuild';
+import { readdirSync } from 'node:fs';
+
+await esbuild.build({
+  entryPoints: readdirSync('src/tests')
+    .filter(name => name.endsWith('.test.ts'))
+    .map(name => `src/tests/${name}`),
+  outdir: 'build/tests',
+  outExtension: { '.js': '.cjs' },
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  external: ['dompurify'],
+  logLevel: 'warning'
+});
