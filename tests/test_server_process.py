@@ -22,6 +22,7 @@ import pytest
 from provisioner import GVisorProvisioner
 from provisioner.cgroup import MemoryCgroup, group_for
 from tests.conftest import running_sandboxes
+from tests.datadir import private_data_dir, release_data_dir
 
 TOKEN = "test-token"
 
@@ -38,8 +39,15 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = open(tmp_path / f"server-{self.port}.log", "wb")  # noqa: SIM115
         env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+        self.data_dir = private_data_dir()
         self.proc = subprocess.Popen(
-            ["jupyter", "coderemote", f"--port={self.port}", f"--IdentityProvider.token={TOKEN}"],
+            [
+                "jupyter",
+                "coderemote",
+                f"--port={self.port}",
+                f"--IdentityProvider.token={TOKEN}",
+                f"--SnippetStore.data_dir={self.data_dir}",
+            ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -76,6 +84,7 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        release_data_dir(self.data_dir)
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.datadir import private_data_dir, release_data_dir
+
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "browser-test-token"
 CHROMIUM = "/usr/bin/chromium"
@@ -44,6 +46,7 @@ class EditorServer:
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = workdir / f"server-{self.port}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115
+        self.data_dir = private_data_dir()
         env = {
             **os.environ,
             "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
@@ -58,6 +61,7 @@ class EditorServer:
                 "--ip=127.0.0.1",
                 f"--port={self.port}",
                 f"--IdentityProvider.token={TOKEN}",
+                f"--SnippetStore.data_dir={self.data_dir}",
                 "--KernelPool.size=0",
                 "--ServerApp.open_browser=False",
                 *extra_args,
@@ -106,3 +110,4 @@ class EditorServer:
                     self.proc.kill()
                     self.proc.wait()
         self.log.close()
+        release_data_dir(self.data_dir)
