@@ -20,7 +20,7 @@ PATTERNS = (
 _MODULE_PATTERNS = {
     "matplotlib": "plotting", "seaborn": "plotting", "plotly": "plotting", "pandas": "dataframe",
     "numpy": "numpy", "re": "regex", "heapq": "heap", "random": "randomness", "secrets": "randomness",
-    "datetime": "datetime", "time": "datetime", "calendar": "datetime", "requests": "http", "urllib": "http",
+    "datetime": "datetime", "calendar": "datetime", "requests": "http", "urllib": "http",
     "http": "http", "httpx": "http", "math": "math", "fractions": "math", "statistics": "math",
     "bisect": "binary_search", "collections": None, "functools": None, "itertools": None, "pathlib": "file_io",
     "csv": "file_io", "json": None, "networkx": "graph",
