@@ -120,7 +120,7 @@ class Cost:
 
     def substitute(self, bounds: Mapping[str, Cost]) -> Cost:
         """Replace symbols by their bounds; a symbol left in a denominator is worst case 1."""
-        out = Cost.of([])
+        out = ONE
         for term in self.terms:
             base = Cost.of(
                 [_term({v: k for v, k in term.powers if v not in bounds}, dict(term.logs), dict(term.growth))]

@@ -7,8 +7,8 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from analysis_ext.service import AnalysisRequest, AnalysisRequestError, AnalysisService
-from kernel_gateway_ext.execution import ExecutionRequest, ExecutionResult
+from analysis_ext.service import AnalysisRequest, AnalysisService
+from kernel_gateway_ext.execution import ExecutionRequest, ExecutionResult, RequestError
 from kernel_gateway_ext.handlers import CodeRemoteAPIHandler
 
 
@@ -29,7 +29,7 @@ class AnalyzeHandler(CodeRemoteAPIHandler):
         try:
             request = AnalysisRequest.from_json(self.json_body())
             report = await self.analysis.analyze(request, execute)
-        except AnalysisRequestError as e:
+        except RequestError as e:
             raise web.HTTPError(e.status, str(e)) from e
         self.finish(report.to_dict())
 

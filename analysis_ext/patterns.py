@@ -125,24 +125,11 @@ class _Finder(ast.NodeVisitor):
             self.found.add("math")
         self.generic_visit(node)
 
-    def visit_Dict(self, node: ast.Dict) -> None:
+    def visit_Dict(self, node: ast.Dict | ast.Set | ast.DictComp | ast.SetComp) -> None:
         self.found.add("hashing")
         self.generic_visit(node)
 
-    def visit_Set(self, node: ast.Set) -> None:
-        self.found.add("hashing")
-        self.generic_visit(node)
-
-    def visit_DictComp(self, node: ast.DictComp) -> None:
-        self.found.add("hashing")
-        self.generic_visit(node)
-
-    def visit_SetComp(self, node: ast.SetComp) -> None:
-        self.found.add("hashing")
-        self.generic_visit(node)
-
-    def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
-        self.generic_visit(node)
+    visit_Set = visit_DictComp = visit_SetComp = visit_Dict
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
         if isinstance(node.op, ast.Mod | ast.Pow | ast.FloorDiv):
@@ -260,6 +247,11 @@ def detect_patterns(code: str) -> list[str]:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError):
         return []
+    return patterns_of(tree)
+
+
+def patterns_of(tree: ast.AST) -> list[str]:
+    """Sorted pattern names (from ``PATTERNS``) found in a parsed module."""
     finder = _Finder()
     finder.visit(tree)
     found = finder.found

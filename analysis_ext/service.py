@@ -11,7 +11,6 @@ note, never an error.
 
 from __future__ import annotations
 
-import ast
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,17 +22,10 @@ from traitlets.config import LoggingConfigurable
 from analysis_ext.empirical import EmpiricalError, EmpiricalResult, measure
 from analysis_ext.llm import GeminiProvider, LLMAnswer, LLMError, LLMProvider, OpenAICompatibleProvider, prompt
 from analysis_ext.static import ARG_KINDS, StaticResult, analyze_static
+from kernel_gateway_ext.execution import RequestError
 
 METHODS = ("static", "empirical", "llm")
 REQUEST_FIELDS = {"code", "methods", "entry", "arg", "max_n"}
-
-
-class AnalysisRequestError(Exception):
-    """Bad input; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -47,27 +39,27 @@ class AnalysisRequest:
     @classmethod
     def from_json(cls, body: Any) -> AnalysisRequest:
         if not isinstance(body, dict):
-            raise AnalysisRequestError(400, "the request body must be a JSON object")
+            raise RequestError(400, "the request body must be a JSON object")
         unknown = set(body) - REQUEST_FIELDS
         if unknown:
-            raise AnalysisRequestError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+            raise RequestError(400, f"unknown fields: {', '.join(sorted(unknown))}")
         code = body.get("code")
         if not isinstance(code, str) or not code.strip():
-            raise AnalysisRequestError(400, "'code' must be a non-empty string")
+            raise RequestError(400, "'code' must be a non-empty string")
         methods = body.get("methods")
         if methods is not None and (
             not isinstance(methods, list) or not methods or any(m not in METHODS for m in methods)
         ):
-            raise AnalysisRequestError(400, f"'methods' must be a non-empty list of {', '.join(METHODS)}")
+            raise RequestError(400, f"'methods' must be a non-empty list of {', '.join(METHODS)}")
         entry = body.get("entry")
         if entry is not None and (not isinstance(entry, str) or not entry.isidentifier()):
-            raise AnalysisRequestError(400, "'entry' must be a function name")
+            raise RequestError(400, "'entry' must be a function name")
         arg = body.get("arg")
         if arg is not None and arg not in ARG_KINDS:
-            raise AnalysisRequestError(400, f"'arg' must be one of {', '.join(ARG_KINDS)}")
+            raise RequestError(400, f"'arg' must be one of {', '.join(ARG_KINDS)}")
         max_n = body.get("max_n")
         if max_n is not None and (not isinstance(max_n, int) or isinstance(max_n, bool) or not 4 <= max_n <= 10**7):
-            raise AnalysisRequestError(400, "'max_n' must be an integer from 4 to 10000000")
+            raise RequestError(400, "'max_n' must be an integer from 4 to 10000000")
         return cls(code, methods, entry, arg, max_n)
 
 
@@ -126,24 +118,20 @@ class AnalysisService(LoggingConfigurable):
     async def analyze(self, request: AnalysisRequest, execute: ExecuteFn | None = None) -> Report:
         """Analyze; ``execute(code, timeout_s)`` runs the timed runs in a sandbox (None: no timed runs)."""
         if len(request.code.encode("utf-8", "surrogatepass")) > self.max_code_bytes:
-            raise AnalysisRequestError(413, f"'code' is larger than {self.max_code_bytes} bytes")
-        try:
-            ast.parse(request.code)
-        except SyntaxError as e:
-            raise AnalysisRequestError(400, f"the code does not parse: {e.msg} (line {e.lineno})") from e
-        except (RecursionError, MemoryError) as e:
-            raise AnalysisRequestError(422, "the code is nested too deeply to analyze") from e
+            raise RequestError(413, f"'code' is larger than {self.max_code_bytes} bytes")
         available = self.available(sandbox=execute is not None)
         wanted = request.methods or available
         missing = [m for m in wanted if m not in available]
         if request.methods and missing:
-            raise AnalysisRequestError(400, f"not available on this server: {', '.join(missing)}")
+            raise RequestError(400, f"not available on this server: {', '.join(missing)}")
         try:
             static = analyze_static(request.code, request.entry, request.arg)
+        except SyntaxError as e:
+            raise RequestError(400, f"the code does not parse: {e.msg} (line {e.lineno})") from e
         except ValueError as e:
-            raise AnalysisRequestError(400, str(e)) from e
+            raise RequestError(400, str(e)) from e
         except (RecursionError, MemoryError) as e:
-            raise AnalysisRequestError(422, "the code is nested too deeply to analyze") from e
+            raise RequestError(422, "the code is nested too deeply to analyze") from e
         notes: list[str] = []
         details: dict[str, Any] = {"static": _static_details(static)}
         empirical: EmpiricalResult | None = None
@@ -209,14 +197,17 @@ def _static_details(static: StaticResult) -> dict[str, Any]:
 
 def _pick(
     kind: str,
-    static: str,
-    static_conf: float,
-    measured: str | None,
-    measured_conf: float,
-    llm: str | None,
+    static_result: StaticResult,
+    empirical: EmpiricalResult | None,
+    answer: LLMAnswer | None,
     notes: list[str],
 ) -> tuple[str, float]:
-    """Reconcile one complexity (time or space); say so when the methods disagree."""
+    """Reconcile one complexity (``kind`` is time or space); say so when the methods disagree."""
+    static: str = getattr(static_result, f"{kind}_complexity")
+    static_conf = static_result.confidence
+    measured: str | None = getattr(empirical, f"{kind}_complexity") if empirical else None
+    measured_conf: float = getattr(empirical, f"{kind}_confidence") if empirical else 0.0
+    llm: str | None = getattr(answer, f"{kind}_complexity") if answer else None
     votes = [v for v in (static, measured, llm) if v]
     if measured and measured != static:
         notes.append(f"{kind}: timed runs fit {measured}, the code's structure gives {static} (worst case)")
@@ -244,24 +235,8 @@ def merge(
     details: dict[str, Any],
 ) -> Report:
     disagreements: list[str] = []
-    time, time_conf = _pick(
-        "time",
-        static.time_complexity,
-        static.confidence,
-        empirical.time_complexity if empirical else None,
-        empirical.time_confidence if empirical else 0.0,
-        answer.time_complexity if answer else None,
-        disagreements,
-    )
-    space, space_conf = _pick(
-        "space",
-        static.space_complexity,
-        static.confidence,
-        empirical.space_complexity if empirical else None,
-        empirical.space_confidence if empirical else 0.0,
-        answer.space_complexity if answer else None,
-        disagreements,
-    )
+    time, time_conf = _pick("time", static, empirical, answer, disagreements)
+    space, space_conf = _pick("space", static, empirical, answer, disagreements)
     methods = ["static"] + (["empirical"] if empirical else []) + (["llm"] if answer else [])
     lines = [f"Time {time}, space {space}."]
     if answer and answer.explanation:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from analysis_ext.cost import ONE, Cost
-from analysis_ext.patterns import detect_patterns
+from analysis_ext.patterns import patterns_of
 
 ARG_KINDS = ("list", "int", "str", "two_lists")
 SIZE_VARS = ("n", "m")
@@ -113,8 +113,8 @@ class _Loop:
 class _Frame:
     """Results of walking one function body once."""
 
-    time: Cost = field(default_factory=lambda: Cost.of([]))
-    space: Cost = field(default_factory=lambda: Cost.of([]))
+    time: Cost = ONE
+    space: Cost = ONE
     returns: Value | None = None
     recursive_sites: list[tuple[ast.Call, Cost]] = field(default_factory=list)
     outer_pushes: dict[str, Cost] = field(default_factory=dict)
@@ -209,7 +209,6 @@ class _Walker:
         self.previous_push_sites: dict[int, Cost] = {}
         self.created_at: dict[str, Cost] = {}
         self.local_names: set[str] = set()
-        self.memo_dicts: set[str] = set()
 
     # -- bookkeeping ------------------------------------------------------
 
@@ -225,12 +224,12 @@ class _Walker:
     def push(self, name: str | None, count: Cost, site: ast.AST) -> None:
         if name is None:
             return
-        self.push_sites[id(site)] = self.push_sites.get(id(site), Cost.of([])) + self.multiplier * count
+        self.push_sites[id(site)] = self.push_sites.get(id(site), ONE) + self.multiplier * count
         if name in self.local_names or self.function is None:
             created = self.created_at.get(name, ONE)
-            self.pushes[name] = self.pushes.get(name, Cost.of([])) + (self.multiplier * count) / created
+            self.pushes[name] = self.pushes.get(name, ONE) + (self.multiplier * count) / created
         else:
-            self.frame.outer_pushes[name] = self.frame.outer_pushes.get(name, Cost.of([])) + self.multiplier * count
+            self.frame.outer_pushes[name] = self.frame.outer_pushes.get(name, ONE) + self.multiplier * count
 
     def primary(self) -> Cost:
         return self.analyzer.primary
@@ -310,7 +309,7 @@ class _Walker:
             self._double(name, node)
         elif current.kind in ("str", "seq") and isinstance(node.op, ast.Add):
             # s += piece copies s each time for str (and lists grow by the piece).
-            grown = current.length + self.grown.get(name, Cost.of([]))
+            grown = current.length + self.grown.get(name, ONE)
             if current.kind == "str":
                 self.charge(grown, node, f"string `{name} +=` in a loop copies the string ({grown})")
                 self.analyzer.suggest_once(
@@ -359,7 +358,6 @@ class _Walker:
             base = _name(target.value)
             if container.kind == "dict" and base is not None:
                 self.push(base, ONE, target)
-                self.memo_dicts.add(base)
         elif isinstance(target, ast.Starred):
             self._bind(target.value, value, source)
         else:
@@ -501,7 +499,7 @@ class _Walker:
             else:
                 bounds.append(other + current.value)
         if bounds or logs:
-            total = Cost.of([])
+            total = ONE
             for b in bounds + logs:
                 total = total + b
             return total, None
@@ -555,7 +553,7 @@ class _Walker:
         return "other"
 
     def _compared_against(self, test: ast.expr, name: str) -> Cost:
-        total = Cost.of([])
+        total = ONE
         for node in ast.walk(test):
             if isinstance(node, ast.Compare):
                 operands = [node.left, *node.comparators]
@@ -564,7 +562,7 @@ class _Walker:
                         if _name(o) != name:
                             v = self.expr_quiet(o)
                             total = total + (v.length if v.kind in _CONTAINERS else v.value)
-        return total if total.terms else ONE
+        return total
 
     def _forward_pointer(self, name: str, node: ast.While, bound: Cost) -> Cost | None:
         """A pointer only moved forward inside an outer loop and never reset there: amortised."""
@@ -580,7 +578,7 @@ class _Walker:
 
     def worklist_total(self, name: str, node: ast.While) -> Cost:
         inside = {id(n) for n in ast.walk(node)}
-        total = Cost.of([])
+        total = ONE
         guarded_inside = False
         for call in ast.walk(self.function or ast.Module(body=[], type_ignores=[])):
             if not isinstance(call, ast.Call):
@@ -599,7 +597,7 @@ class _Walker:
             else:
                 total = total + self.previous_push_sites.get(id(call), self.multiplier * self.primary())
         initial = self.env.get(name, Value()).length
-        return total + initial if total.terms else initial
+        return total + initial
 
     def _guard_size(self, loop: ast.While, call: ast.Call) -> Cost | None:
         """Size of the visited set/grid whose test guards a push inside a worklist loop."""
@@ -736,10 +734,10 @@ class _Walker:
         for e in elements[1:]:
             element = element.merged(e) if element else e
         kind = "set" if isinstance(node, ast.Set) else "seq"
-        count = Cost.of([])
+        count = ONE
         for e in elements:
             count = count + e.size
-        size = count if count.terms else ONE
+        size = count
         return Value(kind, length=ONE, size=size, element=element, fresh=not isinstance(node, ast.Tuple))
 
     _expr_List = _expr_Tuple
@@ -793,7 +791,7 @@ class _Walker:
                     return ONE
                 parts = node.upper
                 kept = [p for p in _flatten_add(parts) if ast.dump(p) in remaining]
-                total = Cost.of([])
+                total = ONE
                 for p in kept:
                     total = total + self.expr_quiet(p).value
                 return total
@@ -1024,7 +1022,6 @@ class StaticAnalyzer:
 
     def __init__(self, code: str, entry: str | None = None, arg: str | None = None) -> None:
         self.tree = ast.parse(code)
-        self.code = code
         self.entry_name = entry
         self.arg = arg
         self.primary = Cost.var("n")
@@ -1202,14 +1199,12 @@ class StaticAnalyzer:
             time, space = outer.frame.time, outer.frame.space
         time = time.substitute(self.bounds)
         space = space.substitute(self.bounds)
-        if not space.terms:
-            space = ONE
         return StaticResult(
-            time=time if time.terms else ONE,
+            time=time,
             space=space,
             entry=entry.name if entry else None,
             sizes=sizes,
-            patterns=detect_patterns(self.code),
+            patterns=patterns_of(self.tree),
             notes=self.explain(time),
             suggestions=list(self.suggestions.values()),
             confidence=max(0.3, 0.9 - 0.15 * len(self.uncertain)),
@@ -1217,7 +1212,7 @@ class StaticAnalyzer:
         )
 
     def explain(self, time: Cost) -> list[str]:
-        lines: list[str] = list(self.recursion_notes)
+        lines: list[str] = list(dict.fromkeys(self.recursion_notes))  # each walk of a call may repeat one
         seen: set[str] = set()
         target = time.render()
         ranked = sorted(self.notes, key=lambda n: n.cost.substitute(self.bounds).render() == target, reverse=True)

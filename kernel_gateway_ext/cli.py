@@ -24,7 +24,7 @@ from typing import Any
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 
-from analysis_ext.service import AnalysisRequest, AnalysisRequestError, AnalysisService
+from analysis_ext.service import AnalysisRequest, AnalysisService
 from analysis_ext.static import ARG_KINDS
 from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError
 from kernel_gateway_ext.pool import KernelPool, SandboxUnavailableError
@@ -51,11 +51,16 @@ def _print_output(output: dict[str, Any]) -> None:
             print(f"[{mime} output not shown in a terminal]", flush=True)
 
 
-async def run_code(code: str, timeout: float | None, stdin: str | None) -> int:
+def local_execution_service() -> ExecutionService:
+    """An execution service without a server: sandboxes started on demand, no warm pool."""
     # Connection files go to Jupyter's runtime dir, never the caller's cwd.
     os.makedirs(jupyter_runtime_dir(), mode=0o700, exist_ok=True)
     kernel_manager = AsyncMultiKernelManager(connection_dir=jupyter_runtime_dir())
-    service = ExecutionService(pool=KernelPool(kernel_manager=kernel_manager, size=0))
+    return ExecutionService(pool=KernelPool(kernel_manager=kernel_manager, size=0))
+
+
+async def run_code(code: str, timeout: float | None, stdin: str | None) -> int:
+    service = local_execution_service()
     try:
         result = await service.execute(
             ExecutionRequest(code=code, stdin=stdin, timeout_s=timeout), on_output=_print_output
@@ -74,9 +79,7 @@ async def run_code(code: str, timeout: float | None, stdin: str | None) -> int:
 
 
 async def analyze_code(code: str, entry: str | None, arg: str | None, static_only: bool, as_json: bool) -> int:
-    os.makedirs(jupyter_runtime_dir(), mode=0o700, exist_ok=True)
-    kernel_manager = AsyncMultiKernelManager(connection_dir=jupyter_runtime_dir())
-    service = ExecutionService(pool=KernelPool(kernel_manager=kernel_manager, size=0))
+    service = local_execution_service()
 
     async def execute(source: str, timeout_s: float) -> Any:
         return await service.execute(ExecutionRequest(code=source, timeout_s=timeout_s))
@@ -85,7 +88,7 @@ async def analyze_code(code: str, entry: str | None, arg: str | None, static_onl
         report = await AnalysisService().analyze(
             AnalysisRequest(code, entry=entry, arg=arg), None if static_only else execute
         )
-    except AnalysisRequestError as e:
+    except RequestError as e:
         print(f"coderemote: {e}", file=sys.stderr)
         return 1
     finally:

@@ -4,10 +4,7 @@ and checking that the next start reaps them."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,86 +12,29 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from provisioner import GVisorProvisioner
 from provisioner.cgroup import MemoryCgroup, group_for
 from tests.conftest import running_sandboxes
-from tests.datadir import private_data_dir, release_data_dir
+from tests.servers import CodeRemoteServer
 
 TOKEN = "test-token"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, tmp_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log = open(tmp_path / f"server-{self.port}.log", "wb")  # noqa: SIM115
-        env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
-        self.data_dir = private_data_dir()
-        self.proc = subprocess.Popen(
-            [
-                "jupyter",
-                "coderemote",
-                f"--port={self.port}",
-                f"--IdentityProvider.token={TOKEN}",
-                f"--SnippetStore.data_dir={self.data_dir}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=tmp_path,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.request("GET", "api/coderemote/health")
-                return
-            except (urllib.error.URLError, ConnectionError):
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    log = (tmp_path / f"server-{self.port}.log").read_text()
-                    raise RuntimeError(f"server did not start: {log}") from None
-                time.sleep(0.2)
-
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Authorization": f"token {TOKEN}"}
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=90) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        release_data_dir(self.data_dir)
+def start_server(tmp_path: Path) -> CodeRemoteServer:
+    return CodeRemoteServer(tmp_path, token=TOKEN, start_timeout=60)
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    s = Server(tmp_path)
+def server(tmp_path: Path) -> Iterator[CodeRemoteServer]:
+    s = start_server(tmp_path)
     yield s
-    s.stop()
+    s.stop(signal.SIGTERM)
 
 
-def test_jupyter_coderemote_serves_page_and_api(server: Server) -> None:
+def test_jupyter_coderemote_serves_page_and_api(server: CodeRemoteServer) -> None:
     status, health = server.request("GET", "api/coderemote/health")
     assert (status, health["status"]) == (200, "ok")
     status, result = server.request("POST", "api/coderemote/execute", {"code": "print(sum(range(10)))"})
@@ -108,7 +48,7 @@ def test_jupyter_coderemote_serves_page_and_api(server: Server) -> None:
 
 
 def test_killed_server_leaves_sandboxes_that_the_next_start_reaps(tmp_path: Path) -> None:
-    first = Server(tmp_path)
+    first = start_server(tmp_path)
     try:
         status, result = first.request("POST", "api/coderemote/execute", {"code": "x = 1", "session_id": "keep"})
         assert (status, result["status"]) == (200, "ok")
@@ -118,7 +58,7 @@ def test_killed_server_leaves_sandboxes_that_the_next_start_reaps(tmp_path: Path
         first.stop(signal.SIGKILL)  # no chance to clean up
     assert set(orphans) <= set(running_sandboxes())
 
-    second = Server(tmp_path)
+    second = start_server(tmp_path)
     state_dir = GVisorProvisioner().state_dir
     try:
         assert not set(orphans) & set(running_sandboxes())
@@ -128,7 +68,7 @@ def test_killed_server_leaves_sandboxes_that_the_next_start_reaps(tmp_path: Path
         status, result = second.request("POST", "api/coderemote/execute", {"code": "print('after')"})
         assert (status, result["stdout"]) == (200, "after\n")
     finally:
-        second.stop()
+        second.stop(signal.SIGTERM)
 
 
 def run_cli(tmp_path: Path, code: str, *args: str) -> subprocess.CompletedProcess[str]:

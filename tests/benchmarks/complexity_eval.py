@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
@@ -35,6 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from analysis_ext.service import AnalysisRequest, AnalysisService  # noqa: E402
 from analysis_ext.static import analyze_static  # noqa: E402
+from kernel_gateway_ext.cli import local_execution_service  # noqa: E402
+from kernel_gateway_ext.execution import ExecutionRequest  # noqa: E402
 
 DEFAULT_SETS = [
     ROOT.parent / "shared" / "eval" / "complexity_dev.jsonl",
@@ -128,15 +129,7 @@ async def main() -> None:
     execution = None
     execute = None
     if not args.static_only:
-        from jupyter_client.multikernelmanager import AsyncMultiKernelManager
-        from jupyter_core.paths import jupyter_runtime_dir
-
-        from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService
-        from kernel_gateway_ext.pool import KernelPool
-
-        os.makedirs(jupyter_runtime_dir(), exist_ok=True)
-        manager = AsyncMultiKernelManager(connection_dir=jupyter_runtime_dir())
-        execution = ExecutionService(pool=KernelPool(kernel_manager=manager, size=0))
+        execution = local_execution_service()
 
         async def execute(code: str, timeout_s: float) -> Any:
             return await execution.execute(ExecutionRequest(code=code, timeout_s=timeout_s))  # type: ignore[union-attr]

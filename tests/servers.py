@@ -1,0 +1,116 @@
+"""`jupyter coderemote` processes started by tests: a free loopback port, token
+login, and a snippet database of their own.
+
+A test server keeps its embedded PostgreSQL in a folder of its own, never in
+the user's data dir. The folder lies outside pytest's tmp tree because the
+embedded server runs as a user of its own, and pytest makes its tree private
+again whenever a run starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from snippets.postgres import EmbeddedPostgres
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def private_data_dir() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="coderemote-data-"))
+    path.chmod(0o755)
+    return path
+
+
+def release_data_dir(path: Path) -> None:
+    """Stop the embedded PostgreSQL a stopped (or killed) server left running, then remove the folder."""
+    pgdata = path / "postgres"
+    if (pgdata / "postmaster.pid").exists():
+        # Joining and letting go as its last user stops it (dead users are forgotten).
+        server = EmbeddedPostgres(pgdata)
+        server.start()
+        server.stop()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class CodeRemoteServer:
+    """`jupyter coderemote` on a free port; returns once its health endpoint answers."""
+
+    def __init__(
+        self, workdir: Path, *flags: str, token: str, env: dict[str, str] | None = None, start_timeout: float = 90
+    ) -> None:
+        self.token = token
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = workdir / f"server-{self.port}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115
+        self.data_dir = private_data_dir()
+        self.proc = subprocess.Popen(
+            [
+                "jupyter",
+                "coderemote",
+                f"--port={self.port}",
+                f"--IdentityProvider.token={token}",
+                f"--SnippetStore.data_dir={self.data_dir}",
+                *flags,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"), **(env or {})},
+            cwd=workdir,
+        )
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                self.request("GET", "api/coderemote/health")
+                return
+            except (urllib.error.URLError, ConnectionError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"server did not start: {self.log_path.read_text()}") from None
+                time.sleep(0.2)
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """(status, decoded JSON body) of an authenticated request."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Authorization": f"token {self.token}"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=90) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def stop(self, sig: int | None = None) -> None:
+        """Stop with ``sig``, or by default through the API (the server then stops its sandboxes)."""
+        if self.proc.poll() is None:
+            try:
+                if sig is None:
+                    self.request("POST", "api/shutdown")
+                else:
+                    self.proc.send_signal(sig)
+                self.proc.wait(30)
+            except (urllib.error.URLError, ConnectionError, subprocess.TimeoutExpired):
+                self.proc.terminate()
+                try:
+                    self.proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+        self.log.close()
+        release_data_dir(self.data_dir)
