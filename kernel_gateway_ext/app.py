@@ -22,6 +22,8 @@ from kernel_gateway_ext.execution import ExecutionService
 from kernel_gateway_ext.handlers import default_handlers
 from kernel_gateway_ext.metrics import Metrics
 from kernel_gateway_ext.pool import KernelPool
+from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL, SandboxedKernelSpecManager
+from kernel_gateway_ext.service_mode import ServiceServerApp
 from kernel_images.runtime import Runtime, RuntimeMissingError, build
 from provisioner import GVisorProvisioner
 from provisioner.runsc import INSTALL_HINT
@@ -32,7 +34,12 @@ HERE = Path(__file__).parent
 
 
 class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
-    """Remote Python execution in gVisor sandboxes, on Jupyter Server."""
+    """Remote Python execution in gVisor sandboxes, on Jupyter Server.
+
+    `jupyter coderemote` runs it as the service, on a ``ServiceServerApp`` that
+    shuts every door to the host; loaded into someone's own `jupyter lab` it
+    leaves that server as it is. Either way its own kernels are sandboxed.
+    """
 
     name = "coderemote"
     description = __doc__
@@ -46,10 +53,12 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         GeminiProvider,
         OpenAICompatibleProvider,
         SnippetStore,
+        SandboxedKernelSpecManager,
     ]
     static_paths = [str(HERE / "static")]
     template_paths = [str(HERE / "templates")]
 
+    serverapp_class = ServiceServerApp
     # Embedded defaults of `jupyter coderemote` (config files still override
     # them); a plain `jupyter server` with this extension keeps its own settings.
     serverapp_config = {
@@ -59,7 +68,7 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         # The editor page's bundle is 4 MB of JavaScript, about 1 MB gzipped.
         "tornado_settings": {"compress_response": True},
     }
-    kernel_manager_config = {"default_kernel_name": "python3-sandboxed"}
+    kernel_manager_config = {"default_kernel_name": SANDBOXED_KERNEL}
 
     build_runtime = Bool(True, config=True, help="Build the kernel runtime at start-up if it is missing (first run).")
 
@@ -86,11 +95,12 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         self._reap(provisioner)
         # REST executions get kernels of their own manager: they are not in
         # api/kernels, and the server's per-message activity tracking of those
-        # kernels would sit on every execution's path.
+        # kernels would sit on every execution's path. It starts sandboxed
+        # kernelspecs only, in lab mode too.
         kernel_manager = AsyncMultiKernelManager(
             parent=self,
             connection_dir=self.serverapp.runtime_dir,
-            kernel_spec_manager=self.serverapp.kernel_spec_manager,
+            kernel_spec_manager=SandboxedKernelSpecManager(parent=self),
         )
         metrics = Metrics()
         pool = KernelPool(parent=self, kernel_manager=kernel_manager, metrics=metrics)

@@ -28,6 +28,7 @@ from analysis_ext.service import AnalysisRequest, AnalysisService
 from analysis_ext.static import ARG_KINDS
 from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError
 from kernel_gateway_ext.pool import KernelPool, SandboxUnavailableError
+from kernel_gateway_ext.sandboxed import SandboxedKernelSpecManager
 from kernel_images import runtime
 
 EXIT_CODES = {"ok": 0, "error": 1}
@@ -55,7 +56,9 @@ def local_execution_service() -> ExecutionService:
     """An execution service without a server: sandboxes started on demand, no warm pool."""
     # Connection files go to Jupyter's runtime dir, never the caller's cwd.
     os.makedirs(jupyter_runtime_dir(), mode=0o700, exist_ok=True)
-    kernel_manager = AsyncMultiKernelManager(connection_dir=jupyter_runtime_dir())
+    kernel_manager = AsyncMultiKernelManager(
+        connection_dir=jupyter_runtime_dir(), kernel_spec_manager=SandboxedKernelSpecManager()
+    )
     return ExecutionService(pool=KernelPool(kernel_manager=kernel_manager, size=0))
 
 

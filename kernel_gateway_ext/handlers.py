@@ -16,10 +16,10 @@ from tornado import web
 
 from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError
 from kernel_gateway_ext.pool import CapacityError, SandboxUnavailableError
+from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL
 
 AUTH_RESOURCE = "coderemote"
 SINGLE_USER = "local"
-SANDBOXED_KERNEL = "python3-sandboxed"
 EDITOR_ASSETS = Path(__file__).parent / "static" / "editor"
 
 
@@ -95,12 +95,17 @@ class MetricsHandler(ExtensionHandlerMixin, JupyterHandler):  # type: ignore[mis
 
 
 class HealthHandler(CodeRemoteAPIHandler):
-    """Unauthenticated, for load balancers: 200 when sandboxes can start, else 503."""
+    """Unauthenticated, for load balancers: 200 when sandboxes can start, else 503.
+
+    Anonymous callers get the status alone; the problems, paths and pool
+    figures only go to a signed-in caller.
+    """
 
     async def get(self) -> None:
+        """Whether sandboxes can start."""
         health = self.settings["coderemote_health"]()
         self.set_status(200 if health["status"] == "ok" else 503)
-        self.finish(health)
+        self.finish(health if self.current_user else {"status": health["status"]})
 
 
 class PageHandler(ExtensionHandlerJinjaMixin, ExtensionHandlerMixin, JupyterHandler):  # type: ignore[misc]

@@ -23,6 +23,7 @@ from traitlets import Float, Instance, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
 from kernel_gateway_ext.metrics import Metrics
+from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL
 
 
 class SandboxUnavailableError(RuntimeError):
@@ -52,7 +53,7 @@ class KernelPool(LoggingConfigurable):
 
     kernel_manager = Instance(AsyncMultiKernelManager, help="Starts and stops the kernels.")
     metrics = Instance(Metrics, args=())
-    kernel_name = Unicode("python3-sandboxed", config=True, help="Kernelspec of the sandboxed kernel.")
+    kernel_name = Unicode(SANDBOXED_KERNEL, config=True, help="Kernelspec of the sandboxed kernel.")
     size = Integer(2, config=True, help="Started, never-used kernels kept ready (0: start each on demand).")
     max_kernels = Integer(16, config=True, help="Sandboxes running at once, idle pool ones included.")
     max_kernels_per_user = Integer(4, config=True, help="Sandboxes one owner may hold at once (sessions included).")

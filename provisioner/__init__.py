@@ -2,4 +2,8 @@
 
 from provisioner.gvisor import GVisorProvisioner
 
-__all__ = ["GVisorProvisioner"]
+# The provisioners whose kernels run in a sandbox: the only ones the service
+# starts (see kernel_gateway_ext.sandboxed).
+SANDBOX_PROVISIONERS: tuple[type, ...] = (GVisorProvisioner,)
+
+__all__ = ["SANDBOX_PROVISIONERS", "GVisorProvisioner"]

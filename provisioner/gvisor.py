@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,19 @@ MiB = 1 << 20
 CONTAINER_PREFIX = "cr-"
 # The connection file and five sockets need a few KiB.
 CONNECTION_DIR_BYTES = 256 * 1024
+
+
+def container_name(kernel_id: str) -> str:
+    """The sandbox's name for a kernel id, which names host folders and cgroups
+    too: only the canonical form of a UUID is accepted, so no id a client chose
+    can reach a path outside the provisioner's own folders."""
+    try:
+        canonical = str(uuid.UUID(kernel_id))
+    except (TypeError, ValueError):
+        canonical = None
+    if canonical != kernel_id:
+        raise ValueError(f"kernel id {kernel_id!r} is not a UUID")
+    return f"{CONTAINER_PREFIX}{kernel_id}"
 
 
 class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
@@ -134,7 +148,7 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
             raise PermissionError("the gVisor provisioner must run as root (runsc needs it for cgroups and mounts)")
         reaper.reap_once(runsc)
 
-        self.container_id = f"{CONTAINER_PREFIX}{self.kernel_id}"
+        self.container_id = container_name(self.kernel_id)
         self._memory_cgroup = None
         reaper.remove_kernel_dir(self.kernel_dir)
         self.connection_dir.mkdir(parents=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -48,10 +49,20 @@ def release_data_dir(path: Path) -> None:
 
 
 class CodeRemoteServer:
-    """`jupyter coderemote` on a free port; returns once its health endpoint answers."""
+    """`jupyter coderemote` on a free port; returns once its health endpoint answers.
+
+    ``command`` runs another Jupyter application with the extension instead,
+    e.g. ``("jupyter", "lab")`` for lab mode.
+    """
 
     def __init__(
-        self, workdir: Path, *flags: str, token: str, env: dict[str, str] | None = None, start_timeout: float = 90
+        self,
+        workdir: Path,
+        *flags: str,
+        token: str,
+        env: dict[str, str] | None = None,
+        start_timeout: float = 90,
+        command: tuple[str, ...] = ("jupyter", "coderemote"),
     ) -> None:
         self.token = token
         self.port = free_port()
@@ -61,8 +72,7 @@ class CodeRemoteServer:
         self.data_dir = private_data_dir()
         self.proc = subprocess.Popen(
             [
-                "jupyter",
-                "coderemote",
+                *command,
                 f"--port={self.port}",
                 f"--IdentityProvider.token={token}",
                 f"--SnippetStore.data_dir={self.data_dir}",
@@ -96,16 +106,13 @@ class CodeRemoteServer:
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")
 
-    def stop(self, sig: int | None = None) -> None:
-        """Stop with ``sig``, or by default through the API (the server then stops its sandboxes)."""
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop with ``sig``; on SIGTERM the server stops its sandboxes (the service has no shutdown route)."""
         if self.proc.poll() is None:
             try:
-                if sig is None:
-                    self.request("POST", "api/shutdown")
-                else:
-                    self.proc.send_signal(sig)
+                self.proc.send_signal(sig)
                 self.proc.wait(30)
-            except (urllib.error.URLError, ConnectionError, subprocess.TimeoutExpired):
+            except subprocess.TimeoutExpired:
                 self.proc.terminate()
                 try:
                     self.proc.wait(30)

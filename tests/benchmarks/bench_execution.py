@@ -328,7 +328,9 @@ class Server:
             for kernel in kernels if status == 200 else []:
                 self.kernel_ids.add(kernel["id"])
                 self.api("DELETE", f"/api/kernels/{kernel['id']}")
-            self.api("POST", "/api/shutdown")
+            status, _ = self.api("POST", "/api/shutdown")
+            if status == 404:  # the service has no shutdown route: SIGTERM is how it stops
+                self.process.send_signal(signal.SIGTERM)
         except (OSError, http.client.HTTPException) as e:
             print(f"  warning: {self.label} server did not take the shutdown request: {e!r}", file=sys.stderr)
         for sig, wait in ((None, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):

@@ -23,9 +23,11 @@ CHROMIUM_ARGS = [
 
 
 class EditorServer(CodeRemoteServer):
-    """`jupyter coderemote` running this checkout's code and built editor, no warm pool."""
+    """`jupyter coderemote` running this checkout's code and built editor, no
+    warm pool; with ``command=("jupyter", "lab")`` a person's own JupyterLab
+    with the extension (lab mode) instead."""
 
-    def __init__(self, workdir: Path, *extra_args: str) -> None:
+    def __init__(self, workdir: Path, *extra_args: str, command: tuple[str, ...] = ("jupyter", "coderemote")) -> None:
         assets = REPO / "kernel_gateway_ext" / "static" / "editor" / "main.js"
         if not assets.is_file():
             raise RuntimeError(f"{assets} is missing: build with `npm run build` in labextension/ or pip install .")
@@ -39,9 +41,11 @@ class EditorServer(CodeRemoteServer):
             "--ip=127.0.0.1",
             "--KernelPool.size=0",
             "--ServerApp.open_browser=False",
+            "--ServerApp.allow_root=True",
             *extra_args,
             token=TOKEN,
             env=env,
+            command=command,
         )
 
     def page_url(self, path: str = "coderemote/") -> str:

@@ -1,9 +1,12 @@
-"""The JupyterLab sidebar panel: JupyterLab loads it from the built
-extension, and it runs the active notebook cell in a sandbox."""
+"""The JupyterLab sidebar panel in a person's own `jupyter lab` (lab mode):
+JupyterLab loads it from the built extension, it runs the active notebook
+cell in a sandbox, and the person's own files, terminals and kernelspecs stay
+as they are."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,22 +36,39 @@ NOTEBOOK = {
 }
 
 
+@pytest.fixture(scope="module")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EditorServer]:
+    server = EditorServer(tmp_path_factory.mktemp("lab-server"), command=("jupyter", "lab"))
+    yield server
+    server.stop()
+
+
+def test_lab_mode_keeps_the_persons_own_server(lab_server: EditorServer) -> None:
+    """Unlike the service, the person's JupyterLab keeps its files, terminals and host kernelspecs."""
+    status, _ = lab_server.request("PUT", "api/contents/mine.txt", {"type": "file", "format": "text", "content": "x"})
+    assert status == 201
+    assert (Path(lab_server.log_path).parent / "mine.txt").read_text() == "x"
+    assert lab_server.request("GET", "api/terminals")[0] == 200
+    status, specs = lab_server.request("GET", "api/kernelspecs")
+    assert status == 200 and {"python3", "python3-sandboxed"} <= set(specs["kernelspecs"])
+
+
 @pytest.fixture
-def lab(browser: Any, editor_server: EditorServer, request: pytest.FixtureRequest) -> Iterator[Any]:
-    status, _ = editor_server.request(
+def lab(browser: Any, lab_server: EditorServer, request: pytest.FixtureRequest) -> Iterator[Any]:
+    status, _ = lab_server.request(
         "PUT", "api/contents/panel-test.ipynb", {"type": "notebook", "format": "json", "content": NOTEBOOK}
     )
     assert status in (200, 201)
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(60_000)
-    page.goto(editor_server.page_url("lab/tree/panel-test.ipynb"))
+    page.goto(lab_server.page_url("lab/tree/panel-test.ipynb"))
     page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content")
     page.shots = Shots(page, request.node.name)
     yield page
     context.close()
-    for session in editor_server.request("GET", "api/sessions")[1] or []:
-        editor_server.request("DELETE", f"api/sessions/{session['id']}")
+    for session in lab_server.request("GET", "api/sessions")[1] or []:
+        lab_server.request("DELETE", f"api/sessions/{session['id']}")
 
 
 def test_panel_runs_the_active_cell_in_a_sandbox(lab: Any) -> None:
@@ -74,8 +94,8 @@ def test_panel_runs_the_active_cell_in_a_sandbox(lab: Any) -> None:
     assert kernels and set(kernels) == {"python3-sandboxed"}
 
 
-def test_panel_inserts_a_snippet_into_the_cell(lab: Any, editor_server: EditorServer) -> None:
-    status, _ = editor_server.request(
+def test_panel_inserts_a_snippet_into_the_cell(lab: Any, lab_server: EditorServer) -> None:
+    status, _ = lab_server.request(
         "POST",
         "api/coderemote/snippets",
         {"name": "lab insert", "description": "", "code": "print('inserted')", "language": "python"},
