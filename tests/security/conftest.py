@@ -1,4 +1,3 @@
-"""Hostile callers against real servers, real sandboxes (runsc) and, for the
-page, headless Chromium. Browser fixtures come from tests/browser."""
-
-from tests.browser.conftest import browser, editor_server  # noqa: F401  (fixtures)
+"""Hostile callers against real servers and real sandboxes (runsc). The page's
+hostile-HTML tests live in tests/browser (Playwright's sync API must not share
+a package with asyncio tests)."""
