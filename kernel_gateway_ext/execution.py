@@ -82,8 +82,19 @@ class ExecutionResult:
         return asdict(self)
 
 
+# A message counts by its metadata, content and buffers (its header and parent
+# are of fixed size), and at least this much: a flood of tiny ones is bounded too.
+MESSAGE_COST = 16
+# Messages read per socket at one wake-up before the event loop gets a turn.
+DRAIN_BATCH = 256
+# Once the cap is spent, only messages this small are decoded (status ones,
+# to see the kernel go idle after the interrupt).
+SMALL_MESSAGE = 4096
+
+
 class _Collector:
-    """Turns the iopub messages of one execution into an ExecutionResult."""
+    """Turns the messages of one execution into an ExecutionResult, within
+    ``max_bytes`` of messages of every kind (counted as they come off the wire)."""
 
     def __init__(self, result: ExecutionResult, on_output: OutputCallback | None, max_bytes: int) -> None:
         self.result = result
@@ -91,15 +102,23 @@ class _Collector:
         self.max_bytes = max_bytes
         self.bytes = 0
 
+    @property
+    def full(self) -> bool:
+        return self.bytes > self.max_bytes
+
+    def take(self, size: int) -> bool:
+        """Count a message of ``size`` bytes; False once the cap is spent (the
+        sandbox's own, smaller cap failed: nothing more is kept)."""
+        self.bytes += max(size, MESSAGE_COST)
+        if self.full:
+            self.result.status = "output_limit"
+        return not self.full
+
     async def add(self, msg: dict[str, Any]) -> None:
         kind, content = msg["msg_type"], msg["content"]
         result = self.result
         if kind == "stream":
             text = content["text"]
-            self.bytes += len(text)
-            if self.bytes > self.max_bytes:  # the in-sandbox cap failed; never hold unbounded output
-                result.status = "output_limit"
-                return
             name = content["name"]
             if name == "stdout":
                 result.stdout += text
@@ -128,16 +147,24 @@ class _Collector:
                 await maybe
 
 
-async def _ready_messages(session: Any, socket: zmq.asyncio.Socket) -> list[dict[str, Any]]:
-    """Every message already waiting on ``socket``, deserialized."""
-    messages: list[dict[str, Any]] = []
-    while True:
+async def _ready_messages(session: Any, socket: zmq.asyncio.Socket) -> list[tuple[dict[str, Any], int]]:
+    """Up to DRAIN_BATCH messages already waiting on ``socket``, each with the
+    size of its metadata, content and buffers; content is left undecoded (see ``_decode``)."""
+    messages: list[tuple[dict[str, Any], int]] = []
+    for _ in range(DRAIN_BATCH):
         try:
             frames = await socket.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
-            return messages
+            break
         _, frames = session.feed_identities(frames)
-        messages.append(session.deserialize(frames))
+        # frames: signature, header, parent header, metadata, content, buffers...
+        messages.append((session.deserialize(frames, content=False), sum(len(f) for f in frames[3:])))
+    return messages
+
+
+def _decode(session: Any, msg: dict[str, Any]) -> dict[str, Any]:
+    msg["content"] = session.unpack(msg["content"])
+    return msg
 
 
 @dataclass(eq=False)
@@ -163,9 +190,15 @@ class ExecutionService(LoggingConfigurable):
     max_code_bytes = Integer(64 * 1024, config=True, help="Largest code accepted, bytes (UTF-8).")
     max_stdin_bytes = Integer(1024 * 1024, config=True, help="Largest stdin accepted, bytes (UTF-8).")
     max_output_bytes = Integer(
-        4 * 1024 * 1024,
+        8 * 1024 * 1024,
         config=True,
-        help="Output kept per execution on the host side, bytes; the sandbox cuts at its own smaller limit first.",
+        help="""Bytes of messages (every kind: streams, displays, results, errors,
+        prompts; at least 16 bytes each) the server reads from a kernel per
+        execution. The sandbox cuts output at its own smaller limit
+        (GVisorProvisioner.output_limit) first, so this is reached only by code
+        that writes onto its kernel's channels itself: the execution then ends
+        as output_limit with what came before, and its kernel is discarded.
+        Raise it with output_limit.""",
     )
 
     def __init__(self, **kwargs: Any) -> None:
@@ -302,26 +335,39 @@ class ExecutionService(LoggingConfigurable):
         poller = zmq.asyncio.Poller()
         for socket in channels:
             poller.register(socket, zmq.POLLIN)
+        session = client.session
+        flooded = False
         while reply is None or not idle:
             wait = min(0.25, max(deadline - loop.time(), 0.001))
             ready = await poller.poll(int(wait * 1000))
             for socket, _ in ready:
                 name = channels[socket]
-                for msg in await _ready_messages(client.session, socket):
+                for msg, size in await _ready_messages(session, socket):
                     if msg["parent_header"].get("msg_id") != msg_id:
-                        continue  # stray output of an earlier cell or another client
+                        continue  # stray output of an earlier cell or another client: never decoded
+                    kind = msg["msg_type"]
+                    if kind == "status":
+                        if size <= SMALL_MESSAGE:
+                            idle = _decode(session, msg)["content"]["execution_state"] == "idle"
+                        continue
+                    if not collector.take(size):
+                        continue
                     if name == "iopub":
-                        if msg["msg_type"] == "status":
-                            idle = msg["content"]["execution_state"] == "idle"
-                        else:
-                            await collector.add(msg)
-                    elif name == "shell" and msg["msg_type"] == "execute_reply":
-                        reply = msg
-                    elif name == "stdin" and msg["msg_type"] == "input_request":
+                        await collector.add(_decode(session, msg))
+                    elif name == "shell" and kind == "execute_reply":
+                        reply = _decode(session, msg)
+                    elif name == "stdin" and kind == "input_request":
                         client.input(stdin_lines.pop(0) if stdin_lines else EOF_REPLY)
-            if ready:
+                await asyncio.sleep(0)  # a flooding kernel does not hold the event loop
+            if collector.full and not flooded:
+                # More than the sandbox lets out: the code wrote onto its kernel's
+                # channels itself. Stop it, and do not reuse that kernel.
+                flooded = interrupted = True
+                await self._km.interrupt_kernel(kernel_id)
+                deadline = min(deadline, loop.time() + self.interrupt_grace)
+            if ready and loop.time() < deadline:
                 continue
-            if not await self._alive(kernel_id):
+            if not ready and not await self._alive(kernel_id):
                 result.status = self._died_status(kernel_id)
                 return "dead"
             if loop.time() >= deadline:
@@ -331,6 +377,8 @@ class ExecutionService(LoggingConfigurable):
                 result.status = "timeout"
                 await self._km.interrupt_kernel(kernel_id)
                 deadline = loop.time() + self.interrupt_grace
+        if flooded:
+            return "stuck"
         if interrupted:
             return "ok"
         assert reply is not None

@@ -9,13 +9,19 @@ from typing import Any
 from ipykernel.ipkernel import IPythonKernel
 
 from coderemote_kernel import threads
-from coderemote_kernel.output import budget
+from coderemote_kernel.output import budget, capped_send
 
 METADATA_KEY = "coderemote"
 
 
 class SandboxKernel(IPythonKernel):
     implementation = "coderemote"
+
+    def start(self) -> None:
+        # One session sends everything (the shell's displays, prompts, the
+        # output streams): every message of an execution passes the budget.
+        self.session.send = capped_send(self.session.send)
+        super().start()
 
     def init_metadata(self, parent: Any) -> dict[str, Any]:
         budget.reset()

@@ -1,7 +1,12 @@
-"""Output caps: stdout and stderr past a byte budget are cut with a marker.
+"""Output caps: every kind of output counts against one byte budget per execution.
 
-The budget is shared by both streams and renewed at every execution. Once it
-is spent, writes from the code being executed raise ``OutputLimitExceeded`` so
+stdout and stderr past the budget are cut with a marker. Every other message
+the kernel sends for an execution (display_data, update_display_data,
+execute_result, input prompts, comm messages, clear_output...) is counted by
+its JSON size in ``capped_send``: one that does not fit is dropped, an error's
+traceback is shortened to fit, a prompt is cut. The budget is renewed at every
+execution. Once it is spent, output from the code being executed raises
+``OutputLimitExceeded`` so
 that an endless printing loop ends at once instead of running into the wall
 timeout. Writes from other threads are dropped silently; that includes writes
 to file descriptors 1 and 2, which ipykernel forwards from a thread, so such a
@@ -11,7 +16,9 @@ there could land in ipykernel's own loop rather than in the user's code.)
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ipykernel.iostream import OutStream
@@ -50,8 +57,44 @@ class OutputBudget:
             self.exceeded = True
             return kept, True
 
+    def take_bytes(self, size: int) -> bool:
+        """Count ``size`` bytes if they fit (and say so); else the budget runs out."""
+        with self._lock:
+            if not self.exceeded and self.used + size <= self.limit:
+                self.used += size
+                return True
+            self.used = self.limit
+            self.exceeded = True
+            return False
+
+    @property
+    def left(self) -> int:
+        return max(self.limit - self.used, 0)
+
 
 budget = OutputBudget()
+
+# Messages that carry no output of the code: the kernel's own bookkeeping.
+UNCOUNTED = {
+    "status",
+    "execute_input",
+    "execute_reply",
+    "kernel_info_reply",
+    "complete_reply",
+    "inspect_reply",
+    "is_complete_reply",
+    "history_reply",
+    "comm_info_reply",
+    "shutdown_reply",
+    "interrupt_reply",
+    "debug_reply",
+    "debug_event",
+}
+# Each message costs at least this much, so a flood of tiny ones is bounded too.
+MESSAGE_COST = 256
+# An error always gets through, with its traceback shortened to about this much.
+ERROR_BYTES = 16 * 1024
+PROMPT_CHARS = 1024
 
 
 def marker() -> str:
@@ -70,3 +113,62 @@ class CappedOutStream(OutStream):
         if budget.exceeded and threading.current_thread() is threading.main_thread():
             raise OutputLimitExceeded(f"output limit of {budget.limit} bytes reached")
         return len(string)
+
+
+def _size(content: Any, buffers: Any) -> int:
+    size = len(json.dumps(content, default=str, ensure_ascii=False).encode("utf-8", "replace"))
+    return max(size + sum(memoryview(b).nbytes for b in buffers or ()), MESSAGE_COST)
+
+
+def _short_error(content: dict[str, Any]) -> dict[str, Any]:
+    """The error with its value and the end of its traceback within ERROR_BYTES."""
+    room = min(max(budget.left, ERROR_BYTES // 4), ERROR_BYTES)
+    lines = [str(line) for line in content.get("traceback", [])]
+    kept: list[str] = []
+    for line in reversed(lines):
+        room -= len(line.encode("utf-8", "replace"))
+        if room < 0:
+            break
+        kept.insert(0, line)
+    if len(kept) < len(lines):
+        kept.insert(0, f"[traceback shortened: {len(lines) - len(kept)} lines left out]")
+    return {**content, "evalue": str(content.get("evalue", ""))[:1000], "traceback": kept}
+
+
+def capped_send(send: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a kernel Session's ``send`` so that every message of an execution
+    counts against the budget (streams are counted where they are written)."""
+
+    def capped(stream: Any, msg_or_type: Any, content: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(msg_or_type, dict):
+            kind, content = msg_or_type["header"]["msg_type"], msg_or_type.get("content", content)
+        else:
+            kind = msg_or_type
+        if kind == "execute_reply" and (content or {}).get("status") == "error":
+            content = _short_error(content)  # the reply repeats the error
+        elif kind == "stream" or kind in UNCOUNTED:
+            return send(stream, msg_or_type, content, *args, **kwargs)
+        elif kind == "error":
+            content = _short_error(content or {})
+            budget.take_bytes(min(_size(content, None), budget.left))
+        elif kind == "input_request":
+            prompt = str((content or {}).get("prompt", ""))[:PROMPT_CHARS]
+            content = {**(content or {}), "prompt": prompt}
+            budget.take_bytes(min(_size(content, None), budget.left))
+        else:
+            already = budget.exceeded
+            if not budget.take_bytes(_size(content, kwargs.get("buffers"))):
+                if not already:
+                    parent = kwargs.get("parent", args[0] if args else None)
+                    if isinstance(msg_or_type, dict):
+                        parent = msg_or_type.get("parent_header", parent)
+                    send(stream, "stream", {"name": "stderr", "text": marker()}, parent, ident=kwargs.get("ident"))
+                if threading.current_thread() is threading.main_thread():
+                    raise OutputLimitExceeded(f"output limit of {budget.limit} bytes reached")
+                return None
+        if isinstance(msg_or_type, dict):
+            msg_or_type = {**msg_or_type, "content": content}
+            return send(stream, msg_or_type, *args, **kwargs)
+        return send(stream, msg_or_type, content, *args, **kwargs)
+
+    return capped
