@@ -113,9 +113,38 @@ class PageHandler(ExtensionHandlerJinjaMixin, ExtensionHandlerMixin, JupyterHand
 
     auth_resource = AUTH_RESOURCE
 
+    @property
+    def content_security_policy(self) -> str:
+        """Jupyter's header, as strict as Monaco allows: should kernel HTML get past the
+        page's sanitizer, it still cannot run script, load anything from elsewhere, post
+        a form or frame the page. Monaco injects its styles (``'unsafe-inline'``) and
+        starts its worker from a ``blob:`` that imports our own static file; the kernel
+        websocket is named since CSP Level 2 browsers do not count ``ws:`` as ``'self'``.
+        No ``report-uri``: the service mode serves no CSP report handler."""
+        host = self.request.host
+        # The Host header goes into a header: a host name, IP literal and port only.
+        websocket = f" ws://{host} wss://{host}" if all(c.isalnum() or c in ".-:[]" for c in host) else ""
+        return "; ".join(
+            [
+                "default-src 'self'",
+                "script-src 'self'",
+                "style-src 'self' 'unsafe-inline'",
+                "img-src 'self' data: blob:",
+                "media-src 'self' data: blob:",  # IPython.display.Audio/Video embed data: URLs
+                f"connect-src 'self'{websocket}",
+                "worker-src 'self' blob:",
+                "frame-src 'none'",
+                "object-src 'none'",
+                "base-uri 'none'",
+                "form-action 'none'",
+                "frame-ancestors 'none'",
+            ]
+        )
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
+        """Render the page with its configuration."""
         if not (EDITOR_ASSETS / "main.js").is_file():
             raise web.HTTPError(503, f"the editor is not built ({EDITOR_ASSETS} is empty): pip install . rebuilds it")
         static_url = url_path_join(self.base_url, "static", self.name, "editor") + "/"

@@ -11,6 +11,7 @@ await esbuild.build({
   bundle: true,
   platform: 'node',
   format: 'cjs',
-  external: ['dompurify'],
+  // Loaded from node_modules at run time: jsdom reads its own files beside it.
+  external: ['dompurify', 'jsdom'],
   logLevel: 'warning'
 });

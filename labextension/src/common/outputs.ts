@@ -7,7 +7,7 @@
  * image so that no script inside it can run.
  */
 
-import DOMPurify from 'dompurify';
+import DOMPurify, { type DOMPurify as Purifier, type UponSanitizeAttributeHook } from 'dompurify';
 
 import { parseAnsi } from './ansi';
 
@@ -91,12 +91,79 @@ export function ansiFragment(text: string): DocumentFragment {
   return fragment;
 }
 
-/** HTML from the kernel without scripts, event handlers, forms or frames. */
+/** Attributes whose URL the browser fetches by itself (a link's `href` waits for a click). */
+const FETCHED_URL_ATTRS = new Set(['src', 'srcset', 'poster', 'background', 'href', 'xlink:href']);
+const LINKS = new Set(['a', 'area']);
+const LOCAL_URL = /^(?:data|blob):/i;
+/** CSS functions that fetch, once `url(data:…)` and `url(blob:…)` are taken out. */
+const CSS_FETCH = /(?:url|image|image-set|src)\(/i;
+const CSS_LOCAL_URL = /url\(\s*['"]?\s*(?:data|blob):/gi;
+
+function cssFetches(css: string): boolean {
+  return CSS_FETCH.test(css.replace(CSS_LOCAL_URL, ''));
+}
+
+const dropFetchingAttribute: UponSanitizeAttributeHook = (node, event) => {
+  const name = event.attrName;
+  const isLink = LINKS.has(node.nodeName.toLowerCase()) && (name === 'href' || name === 'xlink:href');
+  const fetchesUrl = FETCHED_URL_ATTRS.has(name) && !isLink && !LOCAL_URL.test(event.attrValue);
+  // srcset: each candidate is a URL to check; data: images come as src. SVG presentation
+  // attributes (fill, filter, cursor…) take url() too; style is pruned declaration by declaration.
+  if (name === 'srcset' || fetchesUrl || (name !== 'style' && cssFetches(event.attrValue))) {
+    event.keepAttr = false;
+  }
+};
+
+function dropFetchingStyle(node: Element): void {
+  const style = (node as HTMLElement).style;
+  if (!style || !node.hasAttribute('style')) {
+    return;
+  }
+  // Declarations as the browser parsed them, escapes resolved (`\75rl(` is `url(`);
+  // a backslash still there sits in a custom property, which var() would resolve later.
+  for (const property of Array.from(style)) {
+    const value = style.getPropertyValue(property);
+    if (cssFetches(value) || value.includes('\\')) {
+      style.removeProperty(property);
+    }
+  }
+  if (style.length === 0) {
+    node.removeAttribute('style');
+  }
+}
+
+/** Frames and forms are gone, and so is all that loads or styles beyond the output itself. */
+const FORBID_TAGS = ['style', 'link', 'meta', 'base', 'iframe', 'frame', 'object', 'embed', 'form'];
+const FORM_FIELDS = ['input', 'button', 'select', 'option', 'optgroup', 'datalist', 'textarea'];
+
+let purifier: Purifier | null = null;
+
+/**
+ * Kernel HTML must not act on the page: no script, no request of its own (a
+ * remote image or stylesheet tells its server who looked, and when), nothing
+ * that restyles the page (`<style>` is page-wide), that the page's code could
+ * take for its own elements (`id` and `name` clobber `getElementById` and
+ * globals) or that a person could type a secret into (forms). The page's
+ * Content-Security-Policy blocks such requests again should one slip through.
+ *
+ * An instance of our own, so that the hooks reach no other user of DOMPurify;
+ * made on first use, as this module also loads where there is no DOM.
+ */
+function kernelHtmlPurifier(): Purifier {
+  if (!purifier) {
+    purifier = DOMPurify(window);
+    purifier.addHook('uponSanitizeAttribute', dropFetchingAttribute);
+    purifier.addHook('afterSanitizeAttributes', dropFetchingStyle);
+  }
+  return purifier;
+}
+
+/** HTML from the kernel, inert: pandas tables keep their markup, classes and inline styles. */
 export function sanitizeHtml(html: string): DocumentFragment {
-  return DOMPurify.sanitize(html, {
+  return kernelHtmlPurifier().sanitize(html, {
     RETURN_DOM_FRAGMENT: true,
-    FORBID_TAGS: ['style', 'form', 'input', 'button', 'iframe', 'object', 'embed'],
-    FORBID_ATTR: ['style']
+    FORBID_TAGS: [...FORBID_TAGS, ...FORM_FIELDS],
+    FORBID_ATTR: ['id', 'name']
   });
 }
 
