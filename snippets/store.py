@@ -29,10 +29,11 @@ from snippets import migrate
 from snippets.embeddings import Embedder, EmbeddingError, GeminiEmbedder, MiniLMEmbedder, document_text
 from snippets.models import Snippet, User
 from snippets.patterns import detect_patterns, query_patterns
-from snippets.postgres import EmbeddedPostgres
+from snippets.postgres import EmbeddedPostgres, ServerUser
 from snippets.search import Filters, ensure_vector_index, hybrid_search
 
 MAX_CODE_BYTES = 64 * 1024
+ROOT_DATA_DIR = "/var/lib/coderemote"  # as root: /var/lib is passable by the database's user as it is
 ANALYSIS_FIELDS = (
     "time_complexity", "space_complexity", "explanation", "suggestions", "patterns", "analyzed_at", "model_used",
 )
@@ -100,13 +101,47 @@ class SnippetStore(LoggingConfigurable):
     def _default_database_url(self) -> str:
         return os.environ.get("CODEREMOTE_DATABASE_URL", "")
 
-    data_dir = Unicode(config=True, help="Where the embedded PostgreSQL keeps its data (kept between runs).")
+    data_dir = Unicode(
+        config=True,
+        help=f"""Folder of the embedded PostgreSQL (its data in postgres/, kept between runs). As root the
+        server runs as the user embedded_postgres, who must be able to pass every folder above it: no
+        permissions are changed, a folder it cannot reach is refused. Default: {ROOT_DATA_DIR} as root,
+        else <Jupyter data dir>/coderemote.""",
+    )
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
         from jupyter_core.paths import jupyter_data_dir
 
-        return str(Path(jupyter_data_dir()) / "coderemote")
+        user_dir = Path(jupyter_data_dir()) / "coderemote"
+        if os.geteuid() != 0:
+            return str(user_dir)
+        # Root's Jupyter data dir is under /root, which the server's user cannot pass unless it was opened
+        # up; data an earlier version kept there is used while it stays reachable, and never moved.
+        old, new = user_dir / "postgres", Path(ROOT_DATA_DIR)
+        if not (old / "PG_VERSION").exists() or (new / "postgres" / "PG_VERSION").exists():
+            return str(new)
+        move = f"stop every Code Remote server, then: mkdir -p {new} && mv {old} {new / 'postgres'}"
+        user = ServerUser.of_this_process(create=False)
+        blocked = EmbeddedPostgres(old).blocked_folder(user) if user is not None else old
+        if blocked is None:
+            self.log.warning(
+                "The snippet library's database is in %s, where earlier versions kept it, which needs the folders "
+                "above it open to other users. Its place is now %s; to move it, %s.",
+                old,
+                new,
+                move,
+            )
+            return str(user_dir)
+        self.log.warning(
+            "%s holds the snippet library of an earlier version, out of reach of the database's user (%s is in "
+            "the way); starting with an empty library in %s. To keep the old snippets, %s.",
+            old,
+            blocked,
+            new,
+            move,
+        )
+        return str(new)
 
     embedding_provider = Enum(
         ["auto", "local", "gemini"],
