@@ -22,7 +22,7 @@ from kernel_gateway_ext.execution import ExecutionService
 from kernel_gateway_ext.handlers import default_handlers
 from kernel_gateway_ext.metrics import Metrics
 from kernel_gateway_ext.pool import KernelPool
-from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL, SandboxedKernelSpecManager
+from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL, SandboxedKernelSpecManager, SandboxedMappingKernelManager
 from kernel_gateway_ext.service_mode import ServiceServerApp
 from kernel_images.runtime import Runtime, RuntimeMissingError, build
 from provisioner import GVisorProvisioner
@@ -104,6 +104,10 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         )
         metrics = Metrics()
         pool = KernelPool(parent=self, kernel_manager=kernel_manager, metrics=metrics)
+        jupyter_kernels = self.serverapp.kernel_manager
+        if isinstance(jupyter_kernels, SandboxedMappingKernelManager):  # the service: one set of limits
+            jupyter_kernels.limits = pool
+            pool.others = jupyter_kernels.kernels_by_owner
         execution = ExecutionService(parent=self, pool=pool, metrics=metrics)
         IOLoop.current().add_callback(execution.start)  # fill the pool once the loop runs
         snippets = SnippetStore(parent=self)

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +32,12 @@ class SandboxUnavailableError(RuntimeError):
 
 
 class CapacityError(RuntimeError):
-    """Too many sandboxes are running; the caller may retry after ``retry_after`` seconds."""
+    """Too many sandboxes are running (``per_user``: the caller's own); retry after ``retry_after`` seconds."""
 
-    def __init__(self, message: str, retry_after: int) -> None:
+    def __init__(self, message: str, retry_after: int, per_user: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.per_user = per_user
 
 
 @dataclass(eq=False)
@@ -73,6 +75,8 @@ class KernelPool(LoggingConfigurable):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[Any]] = []
         self.last_error: str | None = None
+        # Kernels of other managers that count against the limits, per owner (see CodeRemoteApp).
+        self.others: Callable[[], Counter[str]] = Counter
         self._stopping = False
         self._stopped = asyncio.Event()
         self.metrics.observe_pool(self)
@@ -93,10 +97,21 @@ class KernelPool(LoggingConfigurable):
 
     @property
     def running(self) -> int:
-        return len(self._idle) + len(self._held) + self._starting
+        """Sandboxes running or starting: the pool's and those of ``others`` (api/kernels, sessions)."""
+        return len(self._idle) + len(self._held) + self._starting + sum(self.others().values())
 
     def held_by(self, owner: str) -> int:
-        return sum(1 for s in self._held.values() if s.owner == owner) + self._starting_for[owner]
+        mine = sum(1 for s in self._held.values() if s.owner == owner) + self._starting_for[owner]
+        return mine + self.others()[owner]
+
+    def check_room(self, owner: str) -> None:
+        """Raise CapacityError unless ``owner`` may start one more sandbox now (for other managers)."""
+        if self.held_by(owner) >= self.max_kernels_per_user:
+            self.metrics.rejected.labels(reason="per_user").inc()
+            raise CapacityError(self._busy_message(owner), retry_after=max(1, round(self.queue_timeout)), per_user=True)
+        if self.running >= self.max_kernels:
+            self.metrics.rejected.labels(reason="capacity").inc()
+            raise CapacityError(self._busy_message(owner), retry_after=max(1, round(self.queue_timeout)))
 
     def start(self) -> None:
         """Start filling the pool and watching its idle kernels (needs a running loop)."""
@@ -124,11 +139,12 @@ class KernelPool(LoggingConfigurable):
                         break
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    reason = "per_user" if self.held_by(owner) >= self.max_kernels_per_user else "capacity"
-                    self.metrics.rejected.labels(reason=reason).inc()
-                    raise CapacityError(self._busy_message(owner), retry_after=max(1, round(self.queue_timeout)))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), remaining)
+                    per_user = self.held_by(owner) >= self.max_kernels_per_user
+                    self.metrics.rejected.labels(reason="per_user" if per_user else "capacity").inc()
+                    retry_after = max(1, round(self.queue_timeout))
+                    raise CapacityError(self._busy_message(owner), retry_after=retry_after, per_user=per_user)
+                with contextlib.suppress(TimeoutError):  # others' kernels end unannounced: look again each second
+                    await asyncio.wait_for(self._changed.wait(), min(remaining, 1.0))
         self.metrics.pool_misses.inc()
         try:
             sandbox = await self._start_sandbox()

@@ -8,20 +8,49 @@ jupyter_client's local one, which runs the kernel on the host.
 
 from __future__ import annotations
 
+import time
+from collections import Counter
+from contextvars import ContextVar
 from importlib.metadata import entry_points
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 from jupyter_client.provisioning.factory import KernelProvisionerFactory
 from jupyter_server.auth.decorator import authorized
+from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.services.kernels.handlers import MainKernelHandler
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server.services.sessions.handlers import SessionHandler, SessionRootHandler
 from tornado import web
-from traitlets import List, Unicode
+from tornado.ioloop import PeriodicCallback
+from traitlets import Any as AnyTrait
+from traitlets import Float, List, Unicode, default
 
 from provisioner import SANDBOX_PROVISIONERS
 
 SANDBOXED_KERNEL = "python3-sandboxed"
+SINGLE_USER = "local"
+# Who the kernel being started belongs to, set by the handler that starts it.
+KERNEL_OWNER: ContextVar[str] = ContextVar("kernel_owner", default=SINGLE_USER)
+
+
+def owner_of(handler: JupyterHandler) -> str:
+    """Who owns the kernels and sessions a request starts.
+
+    Jupyter's own token (or password) login is single-user: it makes up a
+    new anonymous name per cookie-less request, so all of it is one owner.
+    """
+    if type(handler.identity_provider) in (IdentityProvider, PasswordIdentityProvider):
+        return SINGLE_USER
+    return str(handler.current_user.username)
+
+
+class KernelLimits(Protocol):
+    """What bounds the service's kernels (the KernelPool, which counts these too)."""
+
+    def check_room(self, owner: str) -> None:
+        """Raise CapacityError (``per_user`` set when it is the owner's share) if no kernel may start."""
 
 
 class NotSandboxedError(NoSuchKernel):
@@ -115,7 +144,44 @@ class SandboxedKernelSpecManager(KernelSpecManager):  # type: ignore[misc]
 
 class SandboxedMappingKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
     """The service's ``api/kernels`` and ``api/sessions`` manager: starts only
-    sandboxed kernelspecs, under ids it makes up itself."""
+    sandboxed kernelspecs, under ids it makes up itself, within the same
+    limits as the REST pool (``KernelPool.max_kernels`` and
+    ``max_kernels_per_user`` count these kernels too), and stops runs that
+    keep a kernel busy too long whoever the client is."""
+
+    limits = AnyTrait(None, allow_none=True, help="The KernelLimits these kernels count against (the pool).")
+    max_run_time = Float(
+        120.0,
+        config=True,
+        help="""Longest a kernel of api/kernels may stay busy with one request (a run,
+        or a run waiting for input()), s. The kernel is then interrupted, and
+        restarted if it is still busy interrupt_grace s later. The page's own run
+        timeout is shorter; this one holds for every Jupyter client. Checked every
+        run_check_interval s. 0 turns it off.""",
+    )
+    interrupt_grace = Float(10.0, config=True, help="Time a kernel has to go idle after that interrupt, s.")
+    run_check_interval = Float(5.0, config=True, help="How often busy kernels are checked against max_run_time, s.")
+
+    @default("cull_idle_timeout")
+    def _default_cull_idle_timeout(self) -> int:
+        return 1800  # each idle sandbox holds memory; a page left open keeps its kernel (cull_connected)
+
+    @default("cull_interval")
+    def _default_cull_interval(self) -> int:
+        return 60
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._owners: dict[str, str] = {}
+        self._starting: Counter[str] = Counter()
+        self._busy_since: dict[str, float] = {}
+        self._interrupted_at: dict[str, float] = {}
+        self._run_checker: PeriodicCallback | None = None
+
+    def kernels_by_owner(self) -> Counter[str]:
+        """Kernels running or starting, per owner (the limits count them)."""
+        self._owners = {k: owner for k, owner in self._owners.items() if k in self._kernels}
+        return Counter(self._owners.values()) + self._starting
 
     async def start_kernel(  # type: ignore[override]
         self, *, kernel_id: str | None = None, path: str | None = None, **kwargs: Any
@@ -125,6 +191,7 @@ class SandboxedMappingKernelManager(AsyncMappingKernelManager):  # type: ignore[
         A client-chosen id is refused (ids name the sandbox's folders and
         cgroup, and a known id would attach the caller to a running kernel);
         ``path`` is dropped, since a sandbox has its own working directory.
+        Past the limits: 429 for the owner's share, 503 when the service is full.
         """
         if kernel_id is not None:
             raise web.HTTPError(400, "kernel ids are chosen by the server: leave out 'id'")
@@ -133,21 +200,97 @@ class SandboxedMappingKernelManager(AsyncMappingKernelManager):  # type: ignore[
         if refusal is not None:
             raise web.HTTPError(*refusal)
         kwargs["kernel_name"] = name
-        return await super().start_kernel(**kwargs)
+        owner = KERNEL_OWNER.get()
+        if self.limits is not None:
+            check_room(self.limits, owner)
+        self._starting[owner] += 1
+        try:
+            started: str = await super().start_kernel(**kwargs)
+        finally:
+            self._starting[owner] -= 1
+        self._owners[started] = owner
+        self._watch_runs(started)
+        return started
+
+    def _watch_runs(self, kernel_id: str) -> None:
+        """Time each busy spell of the kernel (each request) from its first status message."""
+
+        def state_changed(change: dict[str, Any]) -> None:
+            self._interrupted_at.pop(kernel_id, None)
+            if change["new"] == "busy":
+                self._busy_since[kernel_id] = time.monotonic()
+            else:
+                self._busy_since.pop(kernel_id, None)
+
+        self.get_kernel(kernel_id).observe(state_changed, names="execution_state")
+        if self._run_checker is None and self.max_run_time > 0:
+            self._run_checker = PeriodicCallback(self._check_runs, 1000 * self.run_check_interval)
+            self._run_checker.start()
+
+    async def _check_runs(self) -> None:
+        """Interrupt kernels busy for longer than max_run_time; restart those the interrupt did not stop."""
+        now = time.monotonic()
+        manager: Any = self  # the async methods (typed as jupyter_client's synchronous ones)
+        for kernel_id, since in list(self._busy_since.items()):
+            if kernel_id not in self._kernels:
+                self._busy_since.pop(kernel_id, None)
+                continue
+            interrupted = self._interrupted_at.get(kernel_id)
+            try:
+                if interrupted is None and now - since >= self.max_run_time:
+                    self.log.warning("Kernel %s busy for over %.0f s: interrupting it", kernel_id, self.max_run_time)
+                    self._interrupted_at[kernel_id] = now
+                    await manager.interrupt_kernel(kernel_id)
+                elif interrupted is not None and now - interrupted >= self.interrupt_grace:
+                    self.log.warning("Kernel %s still busy after an interrupt: restarting it", kernel_id)
+                    self._busy_since.pop(kernel_id, None)
+                    self._interrupted_at.pop(kernel_id, None)
+                    await manager.restart_kernel(kernel_id, now=True)
+                    self._busy_since.pop(kernel_id, None)  # the old kernel's last word
+            except Exception as e:  # a kernel that went away meanwhile
+                self.log.warning("Could not stop the run of kernel %s: %s", kernel_id, e)
 
 
-def _refuse_unsandboxed(handler: SessionRootHandler | SessionHandler, new_session: bool) -> None:
-    """403/404 before a session starts a kernel that is not sandboxed (Jupyter's
-    session handlers would turn the kernel manager's refusal into a 500)."""
+def check_room(limits: KernelLimits, owner: str) -> None:
+    """An HTTP error when ``owner`` may not start another kernel now."""
+    from kernel_gateway_ext.pool import CapacityError  # the pool imports this module
+
+    try:
+        limits.check_room(owner)
+    except CapacityError as e:
+        raise web.HTTPError(429 if e.per_user else 503, f"{e} (retry in {e.retry_after} s)") from e
+
+
+class SandboxedKernelRootHandler(MainKernelHandler):  # type: ignore[misc]
+    """``api/kernels`` of the service: a new kernel is its caller's."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """Start a kernel (404/403 if not sandboxed, 400 for an id, 429/503 past the limits)."""
+        KERNEL_OWNER.set(owner_of(self))
+        await super().post()  # type: ignore[misc]
+
+
+def _check_new_kernel(handler: SessionRootHandler | SessionHandler, new_session: bool) -> None:
+    """403/404 before a session starts a kernel that is not sandboxed, 429/503 past
+    the limits (Jupyter's session handlers would turn the manager's refusal into a 500)."""
     model = handler.get_json_body()
     kernel = model.get("kernel") if isinstance(model, dict) else None
     kernel = kernel if isinstance(kernel, dict) else {}
-    if kernel.get("id") is not None or (not new_session and kernel.get("name") is None):
-        return  # an existing kernel, or no new one
+    if kernel.get("id") is not None:
+        if isinstance(kernel["id"], str) and kernel["id"] in handler.kernel_manager:
+            return  # an existing kernel
+        raise web.HTTPError(400, "kernel ids are chosen by the server: name a running kernel or leave out 'id'")
+    if not new_session and kernel.get("name") is None:
+        return  # no new kernel
     name = kernel.get("name") or handler.kernel_manager.default_kernel_name
     refusal = cast(SandboxedKernelSpecManager, handler.kernel_manager.kernel_spec_manager).refusal(name)
     if refusal is not None:
         raise web.HTTPError(*refusal)
+    limits = getattr(handler.kernel_manager, "limits", None)
+    if limits is not None:
+        check_room(limits, KERNEL_OWNER.get())
 
 
 class SandboxedSessionRootHandler(SessionRootHandler):  # type: ignore[misc]
@@ -156,8 +299,9 @@ class SandboxedSessionRootHandler(SessionRootHandler):  # type: ignore[misc]
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        """Create a session (403 or 404 for a kernel that is not sandboxed)."""
-        _refuse_unsandboxed(self, new_session=True)
+        """Create a session (403 or 404 for a kernel that is not sandboxed, 429/503 past the limits)."""
+        KERNEL_OWNER.set(owner_of(self))
+        _check_new_kernel(self, new_session=True)
         await super().post()  # type: ignore[misc]
 
 
@@ -167,6 +311,7 @@ class SandboxedSessionHandler(SessionHandler):  # type: ignore[misc]
     @web.authenticated
     @authorized
     async def patch(self, session_id: str) -> None:
-        """Update a session (403 or 404 when it asks for a kernel that is not sandboxed)."""
-        _refuse_unsandboxed(self, new_session=False)
+        """Update a session (403 or 404 when it asks for a kernel that is not sandboxed, 429/503 past the limits)."""
+        KERNEL_OWNER.set(owner_of(self))
+        _check_new_kernel(self, new_session=False)
         await super().patch(session_id)  # type: ignore[misc]

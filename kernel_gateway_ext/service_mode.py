@@ -40,8 +40,11 @@ from jupyter_server.services.kernelspecs.handlers import KernelSpecHandler, Main
 from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.routing import PathMatches, Rule
+from traitlets import Integer, default
 
+from kernel_gateway_ext.handlers import CodeRemoteAPIHandler
 from kernel_gateway_ext.sandboxed import (
+    SandboxedKernelRootHandler,
     SandboxedKernelSpecManager,
     SandboxedMappingKernelManager,
     SandboxedSessionHandler,
@@ -49,13 +52,25 @@ from kernel_gateway_ext.sandboxed import (
 )
 
 EXTENSION = "kernel_gateway_ext"
+# The largest request body the service reads: the API handlers' limit and room
+# for a little more (they answer 413 with a message up to here; tornado answers
+# a bare 400 past it without reading the body). Jupyter's contents API, which
+# takes files, is not offered; the kernel and session API take small bodies.
+MAX_REQUEST_BODY = CodeRemoteAPIHandler.max_body_bytes + 64 * 1024
+# The request line and headers tornado reads before it drops the connection
+# without a response (its default is 64 KiB): room for the API handlers to
+# answer 414 or 431 with a message to requests up to this size.
+MAX_REQUEST_HEADER = 256 * 1024
 
 # Jupyter's own handlers the service keeps: the kernel API (what the page,
 # gateway clients and kernel websocket clients use), sessions on top of it
 # (the service's own, which refuse kernels that are not sandboxed), kernelspecs
 # and their logos, login, identity and the 404 page. The extension's own
 # handlers (``CodeRemoteApp.handlers``) are allowed too.
-SESSION_HANDLERS = [
+# The service's own versions of Jupyter's routes that start kernels: sandboxed
+# kernels only, each counted against the limits as its caller's.
+OWN_HANDLERS = [
+    (r"/api/kernels", SandboxedKernelRootHandler),
     (r"/api/sessions", SandboxedSessionRootHandler),
     (r"/api/sessions/(?P<session_id>\w+-\w+-\w+-\w+-\w+)", SandboxedSessionHandler),
 ]
@@ -208,6 +223,21 @@ class ServiceServerApp(ServerApp):  # type: ignore[misc]
     """The ServerApp of `jupyter coderemote`: Jupyter Server with every door
     that leads to the host shut (see the module docstring)."""
 
+    max_header_size = Integer(
+        MAX_REQUEST_HEADER,
+        config=True,
+        help="""Largest request line and headers, bytes; tornado closes the
+        connection without a response to a larger request.""",
+    )
+
+    @default("max_body_size")
+    def _default_max_body_size(self) -> int:
+        return MAX_REQUEST_BODY
+
+    @default("max_buffer_size")
+    def _default_max_buffer_size(self) -> int:
+        return max(MAX_REQUEST_BODY, self.max_header_size)
+
     def initialize(
         self,
         argv: list[str] | None = None,
@@ -247,12 +277,17 @@ class ServiceServerApp(ServerApp):  # type: ignore[misc]
             self.extra_static_paths = []
         super().init_configurables()
 
+    def init_httpserver(self) -> None:
+        """Jupyter's HTTP server, reading request headers up to ``max_header_size``."""
+        super().init_httpserver()
+        self.http_server.conn_params.max_header_size = self.max_header_size
+
     def load_server_extensions(self) -> None:
         """Load the extension, then remove every route not on the service's list."""
         super().load_server_extensions()
         # The extension's router is consulted before Jupyter's own: these win.
         base_url = self.web_app.settings["base_url"]
-        self.web_app.add_handlers(".*$", [(url_path_join(base_url, path), h) for path, h in SESSION_HANDLERS])
+        self.web_app.add_handlers(".*$", [(url_path_join(base_url, path), h) for path, h in OWN_HANDLERS])
         extension = self.starter_app
         handlers = tuple(handler[1] for handler in extension.handlers)
         folders = [Path(DEFAULT_STATIC_FILES_PATH), *map(Path, extension.static_paths)]

@@ -11,6 +11,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from provisioner import paths
+
 V1_MEMORY = Path("/sys/fs/cgroup/memory")
 V2_ROOT = Path("/sys/fs/cgroup")
 
@@ -32,7 +34,7 @@ class MemoryCgroup:
         self.name = name
         self.group = group
         self.v2 = _is_v2()
-        self.path = (V2_ROOT if self.v2 else V1_MEMORY) / group / name
+        self.path = paths.child(paths.child(V2_ROOT if self.v2 else V1_MEMORY, group), name)
         self._oom_killed = False
 
     @property

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from traitlets import Dict, Float, Integer, List, Unicode, default
 
 from kernel_images import SANDBOX_PACKAGE_DIR
 from kernel_images.runtime import Runtime, default_runtime_dir
-from provisioner import mounts, reaper
+from provisioner import mounts, paths, reaper
 from provisioner.bundle import (
     CONNECTION_DIR,
     SYSTEM_LIBRARY_DIRS,
@@ -34,25 +33,12 @@ from provisioner.bundle import (
     SANDBOX_PACKAGE_DIR as SANDBOX_PACKAGE_MOUNT,
 )
 from provisioner.cgroup import MemoryCgroup, group_for
+from provisioner.paths import container_name, is_container_name
 from provisioner.runsc import LogTail, Runsc
 
 MiB = 1 << 20
-CONTAINER_PREFIX = "cr-"
 # The connection file and five sockets need a few KiB.
 CONNECTION_DIR_BYTES = 256 * 1024
-
-
-def container_name(kernel_id: str) -> str:
-    """The sandbox's name for a kernel id, which names host folders and cgroups
-    too: only the canonical form of a UUID is accepted, so no id a client chose
-    can reach a path outside the provisioner's own folders."""
-    try:
-        canonical = str(uuid.UUID(kernel_id))
-    except (TypeError, ValueError):
-        canonical = None
-    if canonical != kernel_id:
-        raise ValueError(f"kernel id {kernel_id!r} is not a UUID")
-    return f"{CONTAINER_PREFIX}{kernel_id}"
 
 
 class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
@@ -113,7 +99,7 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
 
     @property
     def kernel_dir(self) -> Path:
-        return Path(self.state_dir) / "kernels" / str(self.container_id)
+        return paths.child(Path(self.state_dir) / "kernels", self._cid)
 
     @property
     def connection_dir(self) -> Path:
@@ -286,4 +272,7 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
 
     async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
         await super().load_provisioner_info(provisioner_info)
-        self.container_id = provisioner_info.get("container_id")
+        container_id = provisioner_info.get("container_id")
+        if container_id is not None and not is_container_name(container_id):
+            raise ValueError(f"{container_id!r} is not the name of one of this provisioner's sandboxes")
+        self.container_id = container_id

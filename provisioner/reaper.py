@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from provisioner import cgroup, mounts
+from provisioner import cgroup, mounts, paths
 from provisioner.runsc import Runsc
 
 log = logging.getLogger(__name__)
@@ -43,16 +43,21 @@ def _owner_alive(kernel_dir: Path) -> bool:
     return owner.get("start") is not None and _start_time(int(owner["pid"])) == owner["start"]
 
 
-def reap(runsc: Runsc, prefix: str = "cr-") -> list[str]:
-    """Destroy every sandbox whose owning server is gone; return their ids."""
+def reap(runsc: Runsc) -> list[str]:
+    """Destroy every sandbox whose owning server is gone; return their ids.
+
+    Only names this provisioner makes (``paths.container_name``) are touched:
+    another program's containers and folders are left alone.
+    """
     kernels = runsc.state_dir.parent / "kernels"
-    live = {d.name for d in kernels.iterdir() if _owner_alive(d)} if kernels.is_dir() else set()
-    stale = {d.name for d in kernels.iterdir() if d.name not in live} if kernels.is_dir() else set()
-    stale |= {cid for cid in runsc.list_sync() if cid.startswith(prefix) and cid not in live}
+    folders = [d for d in kernels.iterdir() if paths.is_container_name(d.name)] if kernels.is_dir() else []
+    live = {d.name for d in folders if _owner_alive(d)}
+    stale = {d.name for d in folders if d.name not in live}
+    stale |= {cid for cid in runsc.list_sync() if paths.is_container_name(cid) and cid not in live}
     for cid in sorted(stale):
         log.warning("Reaping stale sandbox %s", cid)
         runsc.destroy_sync(cid)
-        remove_kernel_dir(kernels / cid)
+        remove_kernel_dir(paths.child(kernels, cid))
     for path in cgroup.sandbox_cgroups(cgroup.group_for(runsc.state_dir.parent)):
         if path.name not in live:
             cgroup.remove_tree(path)
