@@ -271,8 +271,8 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
         return info
 
     async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
-        await super().load_provisioner_info(provisioner_info)
         container_id = provisioner_info.get("container_id")
         if container_id is not None and not is_container_name(container_id):
             raise ValueError(f"{container_id!r} is not the name of one of this provisioner's sandboxes")
+        await super().load_provisioner_info(provisioner_info)
         self.container_id = container_id

@@ -50,22 +50,30 @@ def reap(runsc: Runsc) -> list[str]:
     another program's containers and folders are left alone.
     """
     kernels = runsc.state_dir.parent / "kernels"
-    folders = [d for d in kernels.iterdir() if paths.is_container_name(d.name)] if kernels.is_dir() else []
+    folders = [d for d in kernels.iterdir() if _is_own_folder(d)] if kernels.is_dir() else []
     live = {d.name for d in folders if _owner_alive(d)}
     stale = {d.name for d in folders if d.name not in live}
     stale |= {cid for cid in runsc.list_sync() if paths.is_container_name(cid) and cid not in live}
     for cid in sorted(stale):
         log.warning("Reaping stale sandbox %s", cid)
         runsc.destroy_sync(cid)
-        remove_kernel_dir(paths.child(kernels, cid))
+        if _is_own_folder(kernels / cid):
+            remove_kernel_dir(kernels / cid)
     for path in cgroup.sandbox_cgroups(cgroup.group_for(runsc.state_dir.parent)):
         if path.name not in live:
             cgroup.remove_tree(path)
     return sorted(stale)
 
 
+def _is_own_folder(path: Path) -> bool:
+    """A kernel folder as the provisioner makes them: named for a sandbox, a real folder (no symlink)."""
+    return paths.is_container_name(path.name) and not path.is_symlink() and path.is_dir()
+
+
 def remove_kernel_dir(kernel_dir: Path) -> None:
-    """Remove a kernel's folder, unmounting its connection tmpfs first."""
+    """Remove a kernel's folder, unmounting its connection tmpfs first (never through a symlink)."""
+    if kernel_dir.is_symlink():
+        raise ValueError(f"{kernel_dir} is a symlink, not a kernel folder")
     mounts.unmount(kernel_dir / "conn")
     shutil.rmtree(kernel_dir, ignore_errors=True)
 
