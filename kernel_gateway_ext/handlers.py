@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerJinjaMixin, ExtensionHandlerMixin
 from jupyter_server.utils import url_path_join
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
 
+from kernel_gateway_ext.bodies import MAX_HEADERS_BYTES, MAX_URI_BYTES, parse_json_body
 from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError
 from kernel_gateway_ext.pool import CapacityError, SandboxUnavailableError
-from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL
+from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL, owner_of
 
 AUTH_RESOURCE = "coderemote"
-SINGLE_USER = "local"
 EDITOR_ASSETS = Path(__file__).parent / "static" / "editor"
 
 
@@ -31,25 +29,56 @@ class HTTPErrorWithHeaders(web.HTTPError):
         self.headers = headers
 
 
+@web.stream_request_body
 class CodeRemoteAPIHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
-    """Base of the JSON handlers; errors become ``{"message", "reason"}`` through APIHandler."""
+    """Base of the JSON handlers; errors become ``{"message", "reason"}`` through APIHandler.
+
+    The body is streamed in (``stream_request_body``): ``prepare`` checks the
+    request target's length, who is calling and the declared size before a
+    byte of the body is read, and at most ``max_body_bytes`` of it are kept.
+    """
 
     auth_resource = AUTH_RESOURCE
     max_body_bytes = 2 * 1024 * 1024
+    # Whether ``json_body`` refuses NUL characters (bodies whose text goes to PostgreSQL).
+    forbid_nul = False
+
+    def initialize(self, *args: Any, **kwargs: Any) -> None:
+        super().initialize(*args, **kwargs)
+        self._body = bytearray()
+        self._body_too_large = False
 
     @property
     def execution(self) -> ExecutionService:
         return self.settings["coderemote_execution"]
 
-    def owner(self) -> str:
-        """Who owns the kernels and sessions of this request.
+    async def prepare(self) -> None:  # type: ignore[override]
+        if len(self.request.uri or "") > MAX_URI_BYTES:
+            raise web.HTTPError(414, f"the request target (path and query string) is longer than {MAX_URI_BYTES} bytes")
+        if sum(len(k) + len(v) + 4 for k, v in self.request.headers.get_all()) > MAX_HEADERS_BYTES:
+            raise web.HTTPError(431, f"the request headers are larger than {MAX_HEADERS_BYTES} bytes")
+        await super().prepare()
+        if self._finished:  # e.g. redirected to the login page
+            return
+        if self.request.method in ("POST", "PUT", "PATCH") and not self.current_user:
+            # Identity before the body: an anonymous caller's body is never read.
+            raise web.HTTPError(403)
+        declared = self.request.headers.get("Content-Length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_body_bytes:
+            raise web.HTTPError(413, f"the request body is larger than {self.max_body_bytes} bytes")
 
-        Jupyter's own token (or password) login is single-user: it makes up a
-        new anonymous name per cookie-less request, so all of it is one owner.
-        """
-        if type(self.identity_provider) in (IdentityProvider, PasswordIdentityProvider):
-            return SINGLE_USER
-        return str(self.current_user.username)
+    def data_received(self, chunk: bytes) -> None:
+        """Keep at most ``max_body_bytes`` (+1, to tell a larger body); drop the rest."""
+        if self._finished or self._body_too_large:
+            return
+        self._body += chunk
+        if len(self._body) > self.max_body_bytes:
+            self._body_too_large = True
+            self._body = bytearray()
+
+    def owner(self) -> str:
+        """Who owns the kernels, sessions and snippets of this request (see ``owner_of``)."""
+        return owner_of(self)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
@@ -57,13 +86,11 @@ class CodeRemoteAPIHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[m
             self.set_header(name, value)
         super().write_error(status_code, **kwargs)
 
-    def json_body(self) -> Any:
-        if len(self.request.body) > self.max_body_bytes:
+    def json_body(self) -> dict[str, Any]:
+        """The request's JSON object, through ``parse_json_body`` (HTTP 400/413 otherwise)."""
+        if self._body_too_large:
             raise web.HTTPError(413, f"the request body is larger than {self.max_body_bytes} bytes")
-        try:
-            return json.loads(self.request.body or b"")
-        except ValueError as e:
-            raise web.HTTPError(400, f"the request body is not valid JSON: {e}") from e
+        return parse_json_body(bytes(self._body), max_bytes=self.max_body_bytes, forbid_nul=self.forbid_nul)
 
 
 class ExecuteHandler(CodeRemoteAPIHandler):

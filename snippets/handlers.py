@@ -32,11 +32,27 @@ MAX_LIMIT = 100
 _LANGUAGE = re.compile(r"^[A-Za-z0-9+#._-]{1,32}$")
 
 
+MAX_QUERY_CHARS = 1000
+
+
+def database_text(name: str, value: str) -> str:
+    """``value`` unless PostgreSQL cannot store it: HTTP 400 naming the field for
+    a NUL character or a lone UTF-16 surrogate (not UTF-8)."""
+    if "\x00" in value:
+        raise web.HTTPError(400, f"'{name}' must not contain NUL characters (\\u0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise web.HTTPError(400, f"'{name}' holds a lone UTF-16 surrogate: not Unicode text") from e
+    return value
+
+
 def _text(name: str, value: Any, max_chars: int | None = None, min_chars: int = 0, nullable: bool = False) -> Any:
     if value is None and nullable:
         return None
     if not isinstance(value, str):
         raise web.HTTPError(400, f"'{name}' must be a string")
+    database_text(name, value)
     if len(value.strip()) < min_chars:
         raise web.HTTPError(400, f"'{name}' must not be empty")
     if max_chars is not None and len(value) > max_chars:
@@ -51,6 +67,8 @@ def _strings(name: str, value: Any, nullable: bool = True) -> Any:
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) and len(v) <= 1000 for v in value):
         raise web.HTTPError(400, f"'{name}' must be a list of strings")
+    for item in value:
+        database_text(name, item)
     return value
 
 
@@ -108,6 +126,7 @@ def snippet_fields(body: Any, *, partial: bool) -> dict[str, Any]:
         code = body["code"]
         if not isinstance(code, str):
             raise web.HTTPError(400, "'code' must be a string")
+        database_text("code", code)
         if len(code.encode()) > MAX_CODE_BYTES:
             raise web.HTTPError(413, f"'code' is larger than {MAX_CODE_BYTES} bytes")
         fields["code"] = code
@@ -118,7 +137,13 @@ def snippet_fields(body: Any, *, partial: bool) -> dict[str, Any]:
 
 
 class SnippetAPIHandler(CodeRemoteAPIHandler):
-    """Base of the snippet handlers: the store, threads for its calls, its errors as HTTP errors."""
+    """Base of the snippet handlers: the store, threads for its calls, its errors as HTTP errors.
+
+    Their bodies and query strings go to PostgreSQL, which stores no NUL
+    character: ``json_body`` refuses them, and ``text_argument`` too.
+    """
+
+    forbid_nul = True
 
     @property
     def store(self) -> SnippetStore:
@@ -138,11 +163,22 @@ class SnippetAPIHandler(CodeRemoteAPIHandler):
     def finish_json(self, value: Any) -> None:
         self.finish(json.dumps(value))
 
+    def text_argument(self, name: str, default: str | None = None, max_chars: int = MAX_QUERY_CHARS) -> str | None:
+        """A query-string parameter for the database: HTTP 400 when too long or holding NUL."""
+        value = self.get_query_argument(name, None)
+        if value is None:
+            return default
+        if len(value) > max_chars:
+            raise web.HTTPError(400, f"'{name}' is longer than {max_chars} characters")
+        return database_text(name, value)
+
     def int_argument(self, name: str, default: int, low: int, high: int) -> int:
         raw = self.get_query_argument(name, None)
         if raw is None or raw == "":
             return default
         try:
+            if len(raw) > 20 or not raw.strip().lstrip("+-").isascii():
+                raise ValueError(raw)
             value = int(raw)
         except ValueError as e:
             raise web.HTTPError(400, f"'{name}' must be an integer") from e
@@ -154,13 +190,13 @@ class SnippetAPIHandler(CodeRemoteAPIHandler):
         starred = self.get_query_argument("starred", None)
         if starred not in (None, "", "true", "false", "1", "0"):
             raise web.HTTPError(400, "'starred' must be true or false")
-        language = self.get_query_argument("language", None) or None
-        complexity = self.get_query_argument("complexity", None) or None
+        language = self.text_argument("language", max_chars=32) or None
+        complexity = self.text_argument("complexity", max_chars=32) or None
         return Filters(
             starred=None if starred in (None, "") else starred in ("true", "1"),
             language=language,
-            time_complexity=complexity or self.get_query_argument("time_complexity", None) or None,
-            space_complexity=self.get_query_argument("space_complexity", None) or None,
+            time_complexity=complexity or self.text_argument("time_complexity", max_chars=32) or None,
+            space_complexity=self.text_argument("space_complexity", max_chars=32) or None,
         )
 
 
@@ -170,7 +206,7 @@ class SnippetsHandler(SnippetAPIHandler):
     async def get(self) -> None:
         limit = self.int_argument("limit", 20, 1, MAX_LIMIT)
         offset = self.int_argument("offset", 0, 0, 10**9)
-        q = self.get_query_argument("q", None) or None
+        q = self.text_argument("q") or None
         page = await self.call(self.store.list_snippets, self.owner(), self.filters(), q=q, limit=limit, offset=offset)
         self.finish_json({"snippets": page.snippets, "total": page.total, "limit": limit, "offset": offset})
 
@@ -224,11 +260,9 @@ class SearchHandler(SnippetAPIHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        query = self.get_query_argument("q", "").strip()
+        query = (self.text_argument("q") or "").strip()
         if not query:
             raise web.HTTPError(400, "'q' (what to look for) is required")
-        if len(query) > 1000:
-            raise web.HTTPError(400, "'q' is longer than 1000 characters")
         limit = self.int_argument("limit", 10, 1, MAX_LIMIT)
         self.finish_json(await self.call(self.store.search, self.owner(), query, limit=limit, filters=self.filters()))
 
