@@ -369,6 +369,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeRemoteServ
 def exchange(server: CodeRemoteServer, head: bytes, body: bytes = b"", timeout: float = 30) -> bytes:
     """Send ``head`` (the request line and headers, without the blank line) and
     ``body``; return all the server answers until it closes or goes quiet."""
+    if b"\r\nconnection:" not in head.lower():
+        head += b"\r\nConnection: close"  # the server closes after its answer: no wait for the timeout
     with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
         try:
             sock.sendall(head + b"\r\n\r\n" + body)
