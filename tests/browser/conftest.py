@@ -64,12 +64,21 @@ def editor(
     browser: Any, editor_server: EditorServer, viewport: dict[str, int], request: pytest.FixtureRequest
 ) -> Iterator[Any]:
     """The editor page, logged in, its sandbox started (status idle)."""
+    yield from open_editor(browser, editor_server, viewport, request.node.name)
+
+
+def open_editor(
+    browser: Any, editor_server: EditorServer, viewport: dict[str, int], name: str, init_script: str | None = None
+) -> Iterator[Any]:
+    """Open the editor page (``init_script`` runs before the page's own), wait for its sandbox, close it after."""
     context = browser.new_context(viewport=viewport)
+    if init_script is not None:
+        context.add_init_script(init_script)
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.goto(editor_server.page_url())
     page.wait_for_selector("#kernel-status[data-status='idle']", timeout=60_000)
-    page.shots = Shots(page, request.node.name)
+    page.shots = Shots(page, name)
     yield page
     page.close()  # pagehide: the page shuts its sandbox down
     context.close()

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import Shots, run_and_wait, set_code
+from tests.browser.conftest import open_editor, run_and_wait, set_code
 from tests.browser.server import TOKEN, EditorServer
 
 pytestmark = pytest.mark.browser
@@ -97,16 +97,8 @@ def canary() -> Iterator[Canary]:
 @pytest.fixture
 def watched(browser: Any, editor_server: EditorServer, request: pytest.FixtureRequest) -> Iterator[Any]:
     """The editor page as conftest's `editor`, recording CSP violations from its first byte."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.add_init_script(RECORD_VIOLATIONS)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(editor_server.page_url())
-    page.wait_for_selector("#kernel-status[data-status='idle']", timeout=60_000)
-    page.shots = Shots(page, request.node.name)
-    yield page
-    page.close()
-    context.close()
+    viewport = {"width": 1280, "height": 860}
+    yield from open_editor(browser, editor_server, viewport, request.node.name, init_script=RECORD_VIOLATIONS)
 
 
 def violations(page: Any) -> list[str]:
