@@ -13,6 +13,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 POLY, EXP, FACT = 0, 1, 2
+# Exponents are kept within +-POWER_CAP (a literal ``n ** 10**12`` in user code must
+# not make a number that takes long to multiply or cannot be printed), and a power
+# of a sum is expanded term by term only up to EXPAND_POWER; above it the sum's
+# terms are raised one by one, which is the same big-O: (a+b)^k <= 2^k (a^k + b^k).
+POWER_CAP = 10**9
+EXPAND_POWER = 8
+# A sum keeps at most MAX_TERMS terms, a product multiplies out at most MAX_PRODUCT
+# pairs: past either the terms collapse into their least upper bound (each
+# variable's largest growth, power and log), still a worst case, so that no code
+# (``s = s * s + s`` sixty times on ``n + m``) can make the arithmetic explode.
+MAX_TERMS = 32
+MAX_PRODUCT = 1024
 
 
 @dataclass(frozen=True, order=True)
@@ -50,12 +62,16 @@ def _max(a: Iterable[tuple[str, int]], b: Iterable[tuple[str, int]]) -> dict[str
     return out
 
 
+def _cap(k: int) -> int:
+    return max(-POWER_CAP, min(POWER_CAP, k))
+
+
 def _term(powers: Mapping[str, int], logs: Mapping[str, int], growth: Mapping[str, int] | None = None) -> Term:
     # Canonical labels absorb polynomial factors into 2^n and n! (n * n! <= (n+1)!).
     growth = growth or {}
-    logs = {v: k for v, k in logs.items() if k and growth.get(v, POLY) == POLY}
+    logs = {v: _cap(k) for v, k in logs.items() if k and growth.get(v, POLY) == POLY}
     return Term(
-        tuple(sorted((v, k) for v, k in powers.items() if k and growth.get(v, POLY) == POLY)),
+        tuple(sorted((v, _cap(k)) for v, k in powers.items() if k and growth.get(v, POLY) == POLY)),
         tuple(sorted(logs.items())),
         tuple(sorted((v, k) for v, k in growth.items() if k != POLY)),
     )
@@ -70,9 +86,12 @@ class Cost:
     @staticmethod
     def of(terms: Iterable[Term]) -> Cost:
         kept: list[Term] = []
-        for term in sorted(set(terms), key=_weight, reverse=True):
+        candidates = sorted(set(terms), key=_weight, reverse=True)
+        for term in candidates:
             if not any(term.dominated_by(k) for k in kept):
                 kept.append(term)
+                if len(kept) > MAX_TERMS:
+                    return Cost(frozenset([_bound(candidates)]))
         return Cost(frozenset(kept or [Term()]))
 
     @staticmethod
@@ -83,7 +102,22 @@ class Cost:
         return Cost.of(self.terms | other.terms)
 
     def __mul__(self, other: Cost) -> Cost:
+        if len(self.terms) * len(other.terms) > MAX_PRODUCT:
+            return Cost.of([_bound(self.terms) * _bound(other.terms)])
         return Cost.of(a * b for a in self.terms for b in other.terms)
+
+    def power(self, k: int) -> Cost:
+        """This cost to the ``k``-th power (k a literal of the user's code: closed form, no loop of k steps)."""
+        if k <= 0:
+            return ONE
+        if k <= EXPAND_POWER:
+            out = ONE
+            for _ in range(k):
+                out = out * self
+            return out
+        return Cost.of(
+            _term({v: p * k for v, p in t.powers}, {v: q * k for v, q in t.logs}, dict(t.growth)) for t in self.terms
+        )
 
     def __truediv__(self, other: Cost) -> Cost:
         """Divide by a single-term cost (a loop step such as ``width``)."""
@@ -127,8 +161,7 @@ class Cost:
             )
             for var, power in term.powers:
                 if var in bounds and power > 0:
-                    for _ in range(power):
-                        base = base * bounds[var]
+                    base = base * bounds[var].power(power)
             for var, _ in term.logs:
                 if var in bounds:
                     base = base * bounds[var].log()
@@ -142,6 +175,18 @@ class Cost:
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _bound(terms: Iterable[Term]) -> Term:
+    """One term at least as large as each of ``terms``: per variable, the largest growth, power and log."""
+    growth: dict[str, int] = {}
+    powers: dict[str, int] = {}
+    logs: dict[str, int] = {}
+    for term in terms:
+        growth = _max(growth.items(), term.growth)
+        powers = _max(powers.items(), term.powers)
+        logs = _max(logs.items(), term.logs)
+    return _term(powers, logs, growth)
 
 
 def _clamped(term: Term) -> Term:

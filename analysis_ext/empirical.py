@@ -139,12 +139,27 @@ def parse(stdout: str) -> dict[str, list[dict[str, float]]]:
     raise EmpiricalError("the measuring run printed no result")
 
 
+Classifier = Callable[[str, str], Awaitable[EmpiricalResult]]
+
+
 async def measure(
-    execute: Execute, code: str, entry: str, arg: str, max_n: int | None = None, budget_s: float = 8.0
+    execute: Execute,
+    code: str,
+    entry: str,
+    arg: str,
+    max_n: int | None = None,
+    budget_s: float = 8.0,
+    classifier: Classifier | None = None,
 ) -> EmpiricalResult:
-    """Run the measurement in a sandbox through ``execute(code, timeout_s)`` and classify it."""
+    """Run the measurement in a sandbox through ``execute(code, timeout_s)`` and classify it.
+
+    ``classifier(stdout, arg)`` parses and fits the output (the server's runs it in the
+    analysis worker: the output is the user's code's, of any size); default in-line.
+    """
     result = await execute(script(code, entry, arg, max_n, budget_s), budget_s + 7.0)
     if result.status != "ok":
         detail = f"{result.error['ename']}: {result.error['evalue']}" if result.error else result.status
         raise EmpiricalError(f"the timed run ended with {result.status} ({detail})")
+    if classifier is not None:
+        return await classifier(result.stdout, arg)
     return classify(parse(result.stdout), arg)

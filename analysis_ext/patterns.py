@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable
 
+from analysis_ext.bounds import CodeLimitError, parse_bounded
+
 PATTERNS = (
     "recursion", "memoization", "dynamic_programming", "two_pointers", "sliding_window", "binary_search",
     "bfs", "dfs", "graph", "sorting", "hashing", "heap", "greedy", "backtracking", "divide_and_conquer",
@@ -149,28 +151,33 @@ def _calls_itself(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.
     ]
 
 
-def _is_in_loop(tree: ast.AST, target: ast.AST) -> bool:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.For | ast.While) and any(child is target for child in ast.walk(node)):
-            return True
-    return False
+def _inside_loops(tree: ast.AST) -> set[int]:
+    """Ids of the nodes inside a for or while loop of ``tree``: one walk, not one per call site."""
+    inside: set[int] = set()
+    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
+    while stack:
+        node, in_loop = stack.pop()
+        if in_loop:
+            inside.add(id(node))
+        in_loop = in_loop or isinstance(node, ast.For | ast.While)
+        stack.extend((child, in_loop) for child in ast.iter_child_nodes(node))
+    return inside
 
 
 def _memo_checks(function: ast.AST) -> bool:
     """``if key in memo: return memo[key]`` or ``if key not in cache: cache[key] = ...``."""
+    stored = {
+        t.value.id
+        for n in ast.walk(function)
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name)
+    }
     for node in ast.walk(function):
         if isinstance(node, ast.If) and isinstance(node.test, ast.Compare):
             if any(isinstance(op, ast.In | ast.NotIn) for op in node.test.ops):
                 container = node.test.comparators[-1]
-                if not isinstance(container, ast.Name):
-                    continue
-                stored = any(
-                    isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and t.value.id == container.id
-                    for n in ast.walk(function)
-                    if isinstance(n, ast.Assign)
-                    for t in n.targets
-                )
-                if stored:
+                if isinstance(container, ast.Name) and container.id in stored:
                     return True
     return False
 
@@ -242,10 +249,15 @@ def _is_table_recurrence(tree: ast.AST) -> bool:
 
 
 def detect_patterns(code: str) -> list[str]:
-    """Sorted pattern names (from ``PATTERNS``) found in ``code``; [] when it does not parse."""
+    """Sorted pattern names (from ``PATTERNS``) found in ``code``; [] when it does not parse or is
+    beyond the analysis' limits (``analysis_ext.bounds``: too many syntax-tree nodes, too deeply nested).
+
+    CPU work without a deadline of its own: the server runs it in the analysis worker
+    (``analysis_ext.worker``), see ``snippets.patterns``.
+    """
     try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError):
+        tree = parse_bounded(code)
+    except (SyntaxError, ValueError, CodeLimitError):
         return []
     return patterns_of(tree)
 
@@ -263,7 +275,8 @@ def patterns_of(tree: ast.AST) -> list[str]:
         if _memo_checks(function) or any(_decorator_name(d) in _CACHE_DECORATORS for d in function.decorator_list):
             found.add("memoization")
             found.add("dynamic_programming")
-        if any(_is_in_loop(function, call) for call in calls):
+        in_loops = _inside_loops(function)
+        if any(id(call) in in_loops for call in calls):
             body = {_call_name(n) for n in ast.walk(function) if isinstance(n, ast.Call)}
             if body & {"append", "add", "remove", "pop", "discard"}:
                 found.add("backtracking")

@@ -19,9 +19,11 @@ from typing import Any
 from traitlets import Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from analysis_ext.bounds import MAX_DEPTH, MAX_NODES
 from analysis_ext.empirical import EmpiricalError, EmpiricalResult, measure
 from analysis_ext.llm import GeminiProvider, LLMAnswer, LLMError, LLMProvider, OpenAICompatibleProvider, prompt
-from analysis_ext.static import ARG_KINDS, StaticResult, analyze_static
+from analysis_ext.static import ARG_KINDS, StaticResult
+from analysis_ext.worker import AnalysisError, AnalysisPool, classify_job, shared_pool, static_job
 from kernel_gateway_ext.execution import RequestError
 
 METHODS = ("static", "empirical", "llm")
@@ -92,6 +94,36 @@ class AnalysisService(LoggingConfigurable):
     empirical_budget = Float(8.0, config=True, help="Seconds the timed runs may take inside the sandbox.")
     max_code_bytes = Integer(64 * 1024, config=True, help="Largest code accepted, bytes (UTF-8).")
 
+    static_timeout = Float(
+        10.0, config=True, help="Seconds the static analysis of one request (syntax-tree walk, cost model, pattern "
+        "detection; also the fitting of the timed runs) may take in its worker process. Past it the worker is killed "
+        "and the request answers 422. Default: 10.",
+    )  # fmt: skip
+    max_ast_nodes = Integer(
+        MAX_NODES, config=True, help="Most syntax-tree nodes (after parsing) the static analysis reads; more answers "
+        f"413 (the code is too large to analyze, like too many bytes). Default: {MAX_NODES}.",
+    )  # fmt: skip
+    max_ast_depth = Integer(
+        MAX_DEPTH, config=True, help="Deepest syntax-tree nesting, in levels, the static analysis reads; deeper "
+        f"answers 422 (the code is nested too deeply to analyze). Default: {MAX_DEPTH}.",
+    )  # fmt: skip
+    analysis_workers = Integer(
+        2, config=True, help="Worker processes for the analysis' CPU work (shared with the snippet library's pattern "
+        "detection), started on first use. Default: 2.",
+    )  # fmt: skip
+    worker_memory_mb = Integer(
+        1024, config=True, help="Address-space limit of each analysis worker process, MiB (0: none); an analysis that "
+        "needs more answers 422. Default: 1024.",
+    )  # fmt: skip
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pool: AnalysisPool = shared_pool(self.analysis_workers, self.worker_memory_mb)  # starts on first use
+
+    def shutdown(self) -> None:
+        """Stop the worker processes (they are also stopped at interpreter exit)."""
+        self.pool.shutdown()
+
     @default("llm_provider")
     def _default_provider(self) -> str:
         return "gemini" if os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY") else ""
@@ -125,13 +157,12 @@ class AnalysisService(LoggingConfigurable):
         if request.methods and missing:
             raise RequestError(400, f"not available on this server: {', '.join(missing)}")
         try:
-            static = analyze_static(request.code, request.entry, request.arg)
-        except SyntaxError as e:
-            raise RequestError(400, f"the code does not parse: {e.msg} (line {e.lineno})") from e
-        except ValueError as e:
-            raise RequestError(400, str(e)) from e
-        except (RecursionError, MemoryError) as e:
-            raise RequestError(422, "the code is nested too deeply to analyze") from e
+            static = await self.pool.run(
+                static_job, request.code, request.entry, request.arg, self.max_ast_nodes, self.max_ast_depth,
+                timeout=self.static_timeout, what="the static analysis",
+            )  # fmt: skip
+        except AnalysisError as e:
+            raise RequestError(e.status, str(e)) from e
         notes: list[str] = []
         details: dict[str, Any] = {"static": _static_details(static)}
         empirical: EmpiricalResult | None = None
@@ -163,13 +194,19 @@ class AnalysisService(LoggingConfigurable):
             notes.append("timed runs skipped: name the function (entry) and its input kind (arg) to measure it")
             return None
         try:
-            return await measure(execute, request.code, static.entry, arg, request.max_n, self.empirical_budget)
-        except EmpiricalError as e:
+            budget = self.empirical_budget
+            return await measure(execute, request.code, static.entry, arg, request.max_n, budget, self._classify)
+        except (EmpiricalError, AnalysisError) as e:  # AnalysisError: the fitting overran (the output is the user's)
             notes.append(f"timed runs gave no result: {e}")
         except Exception as e:  # the sandbox could not start, or the service is overloaded
             self.log.warning("timed runs failed: %s", e)
             notes.append(f"timed runs could not run: {e}")
         return None
+
+    async def _classify(self, stdout: str, arg: str) -> EmpiricalResult:
+        return await self.pool.run(
+            classify_job, stdout, arg, timeout=self.static_timeout, what="fitting the timed runs"
+        )
 
     async def _llm(self, request: AnalysisRequest, static: StaticResult, notes: list[str]) -> LLMAnswer | None:
         provider = self.provider()

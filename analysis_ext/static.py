@@ -21,6 +21,7 @@ import ast
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from analysis_ext.bounds import MAX_DEPTH, MAX_NODES, parse_bounded
 from analysis_ext.cost import ONE, Cost
 from analysis_ext.patterns import patterns_of
 
@@ -449,10 +450,11 @@ class _Walker:
                 if name == "permutations":
                     return base.factorial(), Value("seq")
                 r = _constant_int(node.args[1]) if len(node.args) > 1 else None
-                total = base
-                for _ in range((r or 2) - 1):
-                    total = total * base
-                return total, Value("seq")
+                if name == "product":
+                    repeat = next((k.value for k in node.keywords if k.arg == "repeat"), None)
+                    r = _constant_int(repeat) if repeat is not None else r
+                # C(n, r) <= n^r and len(product(x, repeat=r)) = n^r, in closed form: r is the user's literal.
+                return base.power(max(r or 2, 1)), Value("seq")
         value = self.expr(node)
         if value.kind == "int":
             return value.value, Value("int")
@@ -569,25 +571,17 @@ class _Walker:
         if not self.loops:
             return None
         enclosing = self.loops[-1]
-        outside = [
-            n for n in _assigned_names(enclosing.node.body).get(name, []) if not any(n is s for s in ast.walk(node))
-        ]
+        inside = self.analyzer.ids(node)
+        outside = [n for n in self.analyzer.assigned_in(enclosing.node).get(name, []) if id(n) not in inside]
         if outside:
             return None
         return enclosing.multiplier * bound
 
     def worklist_total(self, name: str, node: ast.While) -> Cost:
-        inside = {id(n) for n in ast.walk(node)}
+        inside = self.analyzer.ids(node)
         total = ONE
         guarded_inside = False
-        for call in ast.walk(self.function or ast.Module(body=[], type_ignores=[])):
-            if not isinstance(call, ast.Call):
-                continue
-            target = _name(_receiver(call)) if _call_name(call) in _PUSH_METHODS else None
-            if _call_name(call) == "heappush" and call.args:
-                target = _name(call.args[0])
-            if target != name:
-                continue
+        for call in self.analyzer.pushes_onto(self.function).get(name, []) if self.function is not None else []:
             if id(call) in inside:
                 guard = self._guard_size(node, call)
                 guarded_inside = guarded_inside or guard is not None
@@ -601,8 +595,8 @@ class _Walker:
 
     def _guard_size(self, loop: ast.While, call: ast.Call) -> Cost | None:
         """Size of the visited set/grid whose test guards a push inside a worklist loop."""
-        for node in ast.walk(loop):
-            if isinstance(node, ast.If) and any(c is call for c in ast.walk(node)):
+        for node in self.analyzer.nodes(loop):
+            if isinstance(node, ast.If) and id(call) in self.analyzer.ids(node):
                 for test in ast.walk(node.test):
                     if isinstance(test, ast.Compare) and any(isinstance(o, ast.NotIn) for o in test.ops):
                         size = self.expr_quiet(test.comparators[-1]).size
@@ -696,10 +690,7 @@ class _Walker:
         if isinstance(op, ast.Pow):
             power = _constant_int(node.right)
             if power is not None and power >= 0:
-                value = ONE
-                for _ in range(power):
-                    value = value * left.value
-                return Value("int", value=value)
+                return Value("int", value=left.value.power(power))
             return Value("int", value=right.value.exp() if not right.value.is_constant() else ONE)
         return Value("int" if left.kind == "int" or right.kind == "int" else "other")
 
@@ -1020,8 +1011,9 @@ def _flatten_add(node: ast.expr) -> list[ast.expr]:
 class StaticAnalyzer:
     """Analyzes one piece of code; not reusable across inputs."""
 
-    def __init__(self, code: str, entry: str | None = None, arg: str | None = None) -> None:
-        self.tree = ast.parse(code)
+    def __init__(self, code: str, entry: str | None = None, arg: str | None = None,
+                 max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> None:  # fmt: skip
+        self.tree = parse_bounded(code, max_nodes, max_depth)
         self.entry_name = entry
         self.arg = arg
         self.primary = Cost.var("n")
@@ -1034,6 +1026,66 @@ class StaticAnalyzer:
         self.arg_kind: str | None = arg
         self.calls: dict[Any, tuple[Cost, Cost, Cost, Cost, _Frame]] = {}
         self._quiet = 0
+        # Walks of subtrees that the passes ask for again and again (once per loop, per parameter...),
+        # by node id: the nodes live as long as self.tree, so the ids stay theirs.
+        self._nodes: dict[int, list[ast.AST]] = {}
+        self._ids: dict[int, set[int]] = {}
+        self._assigned: dict[int, dict[str, list[ast.AST]]] = {}
+        self._parents: dict[int, dict[int, ast.AST]] = {}
+        self._pushes: dict[int, dict[str, list[ast.Call]]] = {}
+        self._uses: dict[int, dict[str, list[ast.Name]]] = {}
+
+    # -- cached walks -----------------------------------------------------
+
+    def nodes(self, tree: ast.AST) -> list[ast.AST]:
+        """``list(ast.walk(tree))``, computed once."""
+        found = self._nodes.get(id(tree))
+        if found is None:
+            found = self._nodes[id(tree)] = list(ast.walk(tree))
+        return found
+
+    def ids(self, tree: ast.AST) -> set[int]:
+        """Ids of the nodes of ``tree`` (itself included)."""
+        found = self._ids.get(id(tree))
+        if found is None:
+            found = self._ids[id(tree)] = {id(n) for n in self.nodes(tree)}
+        return found
+
+    def assigned_in(self, loop: ast.For | ast.While) -> dict[str, list[ast.AST]]:
+        found = self._assigned.get(id(loop))
+        if found is None:
+            found = self._assigned[id(loop)] = _assigned_names(loop.body)
+        return found
+
+    def pushes_onto(self, function: ast.AST) -> dict[str, list[ast.Call]]:
+        """The push calls (append, add, heappush...) in ``function``, by the name pushed onto, in walk order."""
+        found = self._pushes.get(id(function))
+        if found is None:
+            found = self._pushes[id(function)] = {}
+            for call in self.nodes(function):
+                if not isinstance(call, ast.Call):
+                    continue
+                target = _name(_receiver(call)) if _call_name(call) in _PUSH_METHODS else None
+                if _call_name(call) == "heappush" and call.args:
+                    target = _name(call.args[0])
+                if target is not None:
+                    found.setdefault(target, []).append(call)
+        return found
+
+    def name_uses(self, tree: ast.AST) -> dict[str, list[ast.Name]]:
+        found = self._uses.get(id(tree))
+        if found is None:
+            found = self._uses[id(tree)] = {}
+            for n in self.nodes(tree):
+                if isinstance(n, ast.Name):
+                    found.setdefault(n.id, []).append(n)
+        return found
+
+    def parents(self, tree: ast.AST) -> dict[int, ast.AST]:
+        found = self._parents.get(id(tree))
+        if found is None:
+            found = self._parents[id(tree)] = {id(c): p for p in self.nodes(tree) for c in ast.iter_child_nodes(p)}
+        return found
 
     # -- shared state -----------------------------------------------------
 
@@ -1141,8 +1193,8 @@ class StaticAnalyzer:
                 return "seq"
             if annotation in ("float", "bool"):
                 return None
-        uses = [n for n in ast.walk(function) if isinstance(n, ast.Name) and n.id == param.arg]
-        parents = {id(c): p for p in ast.walk(function) for c in ast.iter_child_nodes(p)}
+        uses = self.name_uses(function).get(param.arg, [])
+        parents = self.parents(function)
         for use in uses:
             parent = parents.get(id(use))
             if isinstance(parent, ast.Call) and _name(parent.func) == "len":
@@ -1416,6 +1468,14 @@ def _has_memo_check(function: ast.FunctionDef) -> bool:
     return False
 
 
-def analyze_static(code: str, entry: str | None = None, arg: str | None = None) -> StaticResult:
-    """Static time and space complexity of ``entry`` (default: the code's main function)."""
-    return StaticAnalyzer(code, entry, arg).analyze()
+def analyze_static(
+    code: str, entry: str | None = None, arg: str | None = None, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH
+) -> StaticResult:
+    """Static time and space complexity of ``entry`` (default: the code's main function).
+
+    Raises SyntaxError, ValueError (no such entry, null bytes) and CodeLimitError
+    (more than ``max_nodes`` syntax-tree nodes or ``max_depth`` levels, see
+    ``analysis_ext.bounds``). Run it in the analysis worker (``analysis_ext.worker``),
+    never on the server's event loop: it is CPU work with no deadline of its own.
+    """
+    return StaticAnalyzer(code, entry, arg, max_nodes, max_depth).analyze()
