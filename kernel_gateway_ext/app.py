@@ -139,6 +139,7 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
     async def stop_extension(self) -> None:
         await self.settings["coderemote_execution"].shutdown()
         await asyncio.to_thread(self.settings["coderemote_snippets"].stop)
+        await asyncio.to_thread(self.settings["coderemote_analysis"].shutdown)
 
 
 def health(provisioner: GVisorProvisioner, pool: KernelPool, kernel_managers: list[Any]) -> dict[str, Any]:
