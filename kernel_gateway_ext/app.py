@@ -12,7 +12,7 @@ from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinjaMixin
 from jupyter_server.serverapp import ServerApp
 from tornado.ioloop import IOLoop
-from traitlets import Bool
+from traitlets import Bool, Enum, List, Unicode
 from traitlets.config import Config
 
 from analysis_ext.handlers import default_handlers as analysis_handlers
@@ -20,8 +20,11 @@ from analysis_ext.llm import GeminiProvider, OpenAICompatibleProvider
 from analysis_ext.service import AnalysisService
 from kernel_gateway_ext.execution import ExecutionService
 from kernel_gateway_ext.handlers import default_handlers
+from kernel_gateway_ext.history import History
+from kernel_gateway_ext.history import default_handlers as history_handlers
 from kernel_gateway_ext.metrics import Metrics
 from kernel_gateway_ext.pool import KernelPool
+from kernel_gateway_ext.ratelimit import RateLimiter, async_engine
 from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL, SandboxedKernelSpecManager, SandboxedMappingKernelManager
 from kernel_gateway_ext.service_mode import ServiceServerApp
 from kernel_images.runtime import Runtime, RuntimeMissingError, build
@@ -54,6 +57,8 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         OpenAICompatibleProvider,
         SnippetStore,
         SandboxedKernelSpecManager,
+        RateLimiter,
+        History,
     ]
     static_paths = [str(HERE / "static")]
     template_paths = [str(HERE / "templates")]
@@ -71,6 +76,50 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
     kernel_manager_config = {"default_kernel_name": SANDBOXED_KERNEL}
 
     build_runtime = Bool(True, config=True, help="Build the kernel runtime at start-up if it is missing (first run).")
+
+    # Sign-in on the editor page (JWT mode only; see PageHandler.oidc_settings).
+    oidc_issuer = Unicode(
+        "",
+        config=True,
+        help="""OpenID Connect issuer the editor page signs in with (authorization code
+        flow with PKCE, in the browser), e.g. ``https://keycloak.example.org/realms/class``.
+        Default: empty, meaning ``JWTIdentityProvider.issuer``. Change it only when the
+        page's sign-in URL differs from the tokens' ``iss``. The page signs in only in
+        JWT mode and with a client id (``oidc_client_id``); otherwise it offers to paste
+        a token.""",
+    )
+    oidc_client_id = Unicode(
+        "",
+        config=True,
+        help="""Client id of the editor page at the OpenID Connect provider, registered
+        there as a public client (no secret) with the redirect URI
+        ``{origin}{base_url}coderemote/``. Default: empty, meaning
+        ``JWTIdentityProvider.audience`` (the client the tokens are issued for).""",
+    )
+    oidc_scope = Unicode(
+        "openid profile email",
+        config=True,
+        help="""Scopes the page asks for, space-separated. Default: ``openid profile
+        email``. Add ``offline_access`` where the provider issues refresh tokens only
+        for it (Auth0, Entra); the page renews its tokens with the refresh token.""",
+    )
+    oidc_token = Enum(
+        ["access", "id"],
+        "access",
+        config=True,
+        help="""Which token the page sends as its bearer: the ``access`` token (default;
+        a JWT at Keycloak, Auth0 with an API audience, Cognito, Entra) or the ``id``
+        token, for providers whose access tokens are not JWTs (Google).""",
+    )
+    oidc_connect_origins = List(
+        Unicode(),
+        [],
+        config=True,
+        help="""Origins besides the issuer's that the page's sign-in calls (discovery,
+        token endpoint), allowed in its Content-Security-Policy ``connect-src``, e.g.
+        ``https://mypool.auth.eu-west-1.amazoncognito.com`` for Cognito, whose token
+        endpoint lies on the user pool's domain. Default: none.""",
+    )
 
     @classmethod
     def make_serverapp(cls, **kwargs: Any) -> ServerApp:
@@ -116,7 +165,16 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         except Exception as e:  # the rest of the service works without its database
             self.log.error("The snippet library is unavailable: %s", e, exc_info=True)
             snippets.start_error = str(e)
+        # The rate-limit counters and the history share the snippet database (memory / none without it).
+        engine = async_engine(snippets.engine) if snippets.start_error is None else None
+        limiter = RateLimiter(parent=self, engine=engine)
+        self.log.info("Rate-limit counters are kept in %s", limiter.where)
+        history = History(parent=self, engine=engine)
+        IOLoop.current().add_callback(limiter.start)
+        IOLoop.current().add_callback(history.start)
         self.settings.update(
+            coderemote_rate_limiter=limiter,
+            coderemote_history=history,
             coderemote_execution=execution,
             coderemote_analysis=AnalysisService(parent=self),
             coderemote_snippets=snippets,
@@ -134,10 +192,18 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
             self.log.warning("Removed %d stale sandbox(es) of a previous run", len(reaped))
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(default_handlers + analysis_handlers + snippet_handlers)
+        from kernel_gateway_ext.openapi import default_handlers as openapi_handlers
+
+        self.handlers.extend(
+            default_handlers + analysis_handlers + snippet_handlers + history_handlers + openapi_handlers
+        )
 
     async def stop_extension(self) -> None:
         await self.settings["coderemote_execution"].shutdown()
+        await self.settings["coderemote_rate_limiter"].stop()
+        await self.settings["coderemote_history"].stop()
+        if self.settings["coderemote_history"].engine is not None:
+            await self.settings["coderemote_history"].engine.dispose()
         await asyncio.to_thread(self.settings["coderemote_snippets"].stop)
         await asyncio.to_thread(self.settings["coderemote_analysis"].shutdown)
 

@@ -25,7 +25,7 @@ from kernel_gateway_ext.metrics import Metrics
 from kernel_gateway_ext.pool import KernelPool, Sandbox
 
 OutputCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
-SESSION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+SESSION_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")  # whole string (fullmatch): no trailing newline
 REQUEST_FIELDS = {"code", "stdin", "timeout_s", "session_id"}
 EOF_REPLY = "\x04"  # ipykernel raises EOFError in input() on this reply
 
@@ -63,7 +63,7 @@ class ExecutionRequest:
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
             raise RequestError(400, "'timeout_s' must be a number of seconds")
         session_id = body.get("session_id")
-        if session_id is not None and not (isinstance(session_id, str) and SESSION_ID.match(session_id)):
+        if session_id is not None and not (isinstance(session_id, str) and SESSION_ID.fullmatch(session_id)):
             raise RequestError(400, "'session_id' must be 1-128 characters of letters, digits, '_', '-' or '.'")
         return cls(code=code, stdin=stdin, timeout_s=timeout, session_id=session_id)
 
@@ -77,9 +77,12 @@ class ExecutionResult:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None
     duration_ms: float = 0.0
+    kernel_id: str = ""  # the sandbox's kernel, for the history (not part of the answer)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        answer = asdict(self)
+        del answer["kernel_id"]
+        return answer
 
 
 # A message counts by its metadata, content and buffers (its header and parent
@@ -304,7 +307,7 @@ class ExecutionService(LoggingConfigurable):
         self, sandbox: Sandbox, request: ExecutionRequest, timeout: float, on_output: OutputCallback | None
     ) -> tuple[ExecutionResult, str]:
         """Run one execution; also say what became of the kernel: ok, stuck or dead."""
-        result = ExecutionResult(execution_id=uuid.uuid4().hex)
+        result = ExecutionResult(execution_id=uuid.uuid4().hex, kernel_id=sandbox.kernel_id)
         started = time.monotonic()
         try:
             collector = _Collector(result, on_output, self.max_output_bytes)

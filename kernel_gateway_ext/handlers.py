@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
@@ -14,7 +15,9 @@ from tornado import web
 
 from kernel_gateway_ext.bodies import MAX_HEADERS_BYTES, MAX_URI_BYTES, parse_json_body
 from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError
+from kernel_gateway_ext.identity import page_authenticated
 from kernel_gateway_ext.pool import CapacityError, SandboxUnavailableError
+from kernel_gateway_ext.ratelimit import RateLimited, write_rate_limited
 from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL, owner_of
 
 AUTH_RESOURCE = "coderemote"
@@ -97,9 +100,18 @@ class ExecuteHandler(CodeRemoteAPIHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
+        """Run code; 429 past the caller's rate limit; the run goes to the history after the answer."""
+        owner = self.owner()
         try:
             request = ExecutionRequest.from_json(self.json_body())
-            result = await self.execution.execute(request, owner=self.owner())
+            self.execution.check(request)  # a refused request spends nothing of the rate limit
+            limiter = self.settings.get("coderemote_rate_limiter")
+            if limiter is not None:
+                await limiter.hit(owner, "execute")
+            result = await self.execution.execute(request, owner=owner)
+        except RateLimited as e:
+            write_rate_limited(self, e)
+            return
         except RequestError as e:
             raise web.HTTPError(e.status, str(e)) from e
         except CapacityError as e:
@@ -107,18 +119,28 @@ class ExecuteHandler(CodeRemoteAPIHandler):
         except SandboxUnavailableError as e:
             raise HTTPErrorWithHeaders(503, str(e), {"Retry-After": "5"}) from e
         self.finish(result.to_dict())
+        history = self.settings.get("coderemote_history")
+        if history is not None:
+            history.record(
+                user=owner,
+                source="rest",
+                status=result.status,
+                duration_ms=result.duration_ms,
+                code=request.code,
+                kernel_id=result.kernel_id,
+            )
 
 
-class MetricsHandler(ExtensionHandlerMixin, JupyterHandler):  # type: ignore[misc]
-    """Prometheus text format (an APIHandler would answer it as JSON)."""
+class MetricsHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
+    """Prometheus text format; refusals are JSON, like the rest of the API (401/403,
+    never a redirect to the login page)."""
 
     auth_resource = AUTH_RESOURCE
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
-        self.finish(generate_latest(self.settings["coderemote_metrics"].registry))
+        self.finish(generate_latest(self.settings["coderemote_metrics"].registry), set_content_type=CONTENT_TYPE_LATEST)
 
 
 class HealthHandler(CodeRemoteAPIHandler):
@@ -136,9 +158,44 @@ class HealthHandler(CodeRemoteAPIHandler):
 
 
 class PageHandler(ExtensionHandlerJinjaMixin, ExtensionHandlerMixin, JupyterHandler):  # type: ignore[misc]
-    """The editor page: Monaco and a sandboxed kernel, bundled into static/editor/ at build time."""
+    """The editor page: Monaco and a sandboxed kernel, bundled into static/editor/ at build time.
+
+    In JWT mode the page is served to anyone (it holds no data) and signs in in
+    the browser: with OpenID Connect when an issuer and client id are known
+    (``oidc_settings``), else with a pasted token.
+    """
 
     auth_resource = AUTH_RESOURCE
+
+    def _app(self) -> Any:
+        """The CodeRemoteApp; read from the settings, since the CSP is computed before
+        ``initialize`` names the extension (``extensionapp`` needs the name)."""
+        return self.settings.get("coderemote")
+
+    def oidc_settings(self) -> dict[str, str] | None:
+        """The page's OpenID Connect sign-in, or None (token mode, or no issuer or client id)."""
+        provider = self.identity_provider
+        if not getattr(provider, "serves_page_anonymously", False):
+            return None
+        app = self._app()
+        issuer = str(getattr(app, "oidc_issuer", "") or getattr(provider, "issuer", ""))
+        client_id = str(getattr(app, "oidc_client_id", "") or getattr(provider, "audience", ""))
+        if not (_web_origin(issuer) and client_id):
+            return None
+        return {
+            "issuer": issuer,
+            "clientId": client_id,
+            "scope": str(getattr(app, "oidc_scope", "openid")),
+            "token": str(getattr(app, "oidc_token", "access")),
+        }
+
+    def _sign_in_origins(self) -> list[str]:
+        oidc = self.oidc_settings()
+        if oidc is None:
+            return []
+        origins = [_web_origin(oidc["issuer"])]
+        origins += [_web_origin(url) for url in getattr(self._app(), "oidc_connect_origins", [])]
+        return sorted({origin for origin in origins if origin})
 
     @property
     def content_security_policy(self) -> str:
@@ -147,10 +204,14 @@ class PageHandler(ExtensionHandlerJinjaMixin, ExtensionHandlerMixin, JupyterHand
         a form or frame the page. Monaco injects its styles (``'unsafe-inline'``) and
         starts its worker from a ``blob:`` that imports our own static file; the kernel
         websocket is named since CSP Level 2 browsers do not count ``ws:`` as ``'self'``.
+        With OpenID Connect sign-in, the issuer's origin (and ``oidc_connect_origins``)
+        may be fetched from: discovery and the token endpoint; the sign-in itself is a
+        top-level navigation, and tokens are renewed with refresh tokens, not frames.
         No ``report-uri``: the service mode serves no CSP report handler."""
         host = self.request.host
         # The Host header goes into a header: a host name, IP literal and port only.
         websocket = f" ws://{host} wss://{host}" if all(c.isalnum() or c in ".-:[]" for c in host) else ""
+        sign_in = "".join(f" {origin}" for origin in self._sign_in_origins())
         return "; ".join(
             [
                 "default-src 'self'",
@@ -158,7 +219,7 @@ class PageHandler(ExtensionHandlerJinjaMixin, ExtensionHandlerMixin, JupyterHand
                 "style-src 'self' 'unsafe-inline'",
                 "img-src 'self' data: blob:",
                 "media-src 'self' data: blob:",  # IPython.display.Audio/Video embed data: URLs
-                f"connect-src 'self'{websocket}",
+                f"connect-src 'self'{websocket}{sign_in}",
                 "worker-src 'self' blob:",
                 "frame-src 'none'",
                 "object-src 'none'",
@@ -168,8 +229,7 @@ class PageHandler(ExtensionHandlerJinjaMixin, ExtensionHandlerMixin, JupyterHand
             ]
         )
 
-    @web.authenticated
-    @authorized
+    @page_authenticated
     async def get(self) -> None:
         """Render the page with its configuration."""
         if not (EDITOR_ASSETS / "main.js").is_file():
@@ -180,8 +240,25 @@ class PageHandler(ExtensionHandlerJinjaMixin, ExtensionHandlerMixin, JupyterHand
             "staticUrl": static_url,
             "kernelName": SANDBOXED_KERNEL,
             "defaultTimeoutSeconds": self.settings["coderemote_execution"].default_timeout,
+            "jwtMode": bool(getattr(self.identity_provider, "serves_page_anonymously", False)),
+            "oidc": self.oidc_settings(),
         }
         self.finish(self.render_template("index.html", assets_url=static_url, config=config))
+
+
+def _web_origin(url: str) -> str:
+    """``scheme://host[:port]`` of an http(s) URL whose parts are safe in a header, else ``""``."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a malformed port)
+    except ValueError:
+        return ""
+    netloc = parts.netloc
+    if parts.scheme not in ("http", "https") or not netloc or "@" in netloc:
+        return ""
+    if not all(c.isalnum() or c in ".-:[]" for c in netloc):
+        return ""
+    return f"{parts.scheme}://{netloc.lower()}"
 
 
 default_handlers = [

@@ -8,42 +8,36 @@ jupyter_client's local one, which runs the kernel on the host.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from contextvars import ContextVar
 from importlib.metadata import entry_points
 from typing import Any, Protocol, cast
 
+from jupyter_client.jsonutil import json_default
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 from jupyter_client.provisioning.factory import KernelProvisionerFactory
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.services.kernels.handlers import MainKernelHandler
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server.services.sessions.handlers import SessionHandler, SessionRootHandler
+from jupyter_server.utils import ensure_async
 from tornado import web
 from tornado.ioloop import PeriodicCallback
 from traitlets import Any as AnyTrait
 from traitlets import Float, List, Unicode, default
 
+from kernel_gateway_ext.ownership import SINGLE_USER, own_kernels, own_sessions, owner_of, owns_kernel
+from kernel_gateway_ext.ratelimit import RateLimited, write_rate_limited
 from provisioner import SANDBOX_PROVISIONERS
 
+__all__ = ["SANDBOXED_KERNEL", "SINGLE_USER", "owner_of"]
+
 SANDBOXED_KERNEL = "python3-sandboxed"
-SINGLE_USER = "local"
 # Who the kernel being started belongs to, set by the handler that starts it.
 KERNEL_OWNER: ContextVar[str] = ContextVar("kernel_owner", default=SINGLE_USER)
-
-
-def owner_of(handler: JupyterHandler) -> str:
-    """Who owns the kernels and sessions a request starts.
-
-    Jupyter's own token (or password) login is single-user: it makes up a
-    new anonymous name per cookie-less request, so all of it is one owner.
-    """
-    if type(handler.identity_provider) in (IdentityProvider, PasswordIdentityProvider):
-        return SINGLE_USER
-    return str(handler.current_user.username)
 
 
 class KernelLimits(Protocol):
@@ -178,6 +172,10 @@ class SandboxedMappingKernelManager(AsyncMappingKernelManager):  # type: ignore[
         self._interrupted_at: dict[str, float] = {}
         self._run_checker: PeriodicCallback | None = None
 
+    def owner(self, kernel_id: str) -> str | None:
+        """Who started the kernel (None when it is not running)."""
+        return self._owners.get(kernel_id) if kernel_id in self._kernels else None
+
     def kernels_by_owner(self) -> Counter[str]:
         """Kernels running or starting, per owner (the limits count them)."""
         self._owners = {k: owner for k, owner in self._owners.items() if k in self._kernels}
@@ -262,46 +260,98 @@ def check_room(limits: KernelLimits, owner: str) -> None:
 
 
 class SandboxedKernelRootHandler(MainKernelHandler):  # type: ignore[misc]
-    """``api/kernels`` of the service: a new kernel is its caller's."""
+    """``api/kernels`` of the service: a new kernel is its caller's, and the
+    list holds the caller's own (every kernel for an admin)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """The caller's running kernels."""
+        kernels = await ensure_async(self.kernel_manager.list_kernels())
+        self.finish(json.dumps(own_kernels(self, kernels), default=json_default))
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
         """Start a kernel (404/403 if not sandboxed, 400 for an id, 429/503 past the limits)."""
+        model = object_body(self) if self.request.body else {}
+        check_new_kernel(self, model.get("name"))
+        if not await spend_kernel_start(self):
+            return
         KERNEL_OWNER.set(owner_of(self))
         await super().post()  # type: ignore[misc]
 
 
-def _check_new_kernel(handler: SessionRootHandler | SessionHandler, new_session: bool) -> None:
-    """403/404 before a session starts a kernel that is not sandboxed, 429/503 past
-    the limits (Jupyter's session handlers would turn the manager's refusal into a 500)."""
+async def spend_kernel_start(handler: JupyterHandler) -> bool:
+    """Count a kernel start against the caller's rate limit (``RateLimiter``, kind
+    ``kernel_start``); False, with the 429 written, when it is over the limit."""
+    limiter = handler.settings.get("coderemote_rate_limiter")
+    if limiter is None:
+        return True
+    try:
+        await limiter.hit(owner_of(handler), "kernel_start")
+    except RateLimited as e:
+        write_rate_limited(handler, e)
+        return False
+    return True
+
+
+def object_body(handler: JupyterHandler) -> dict[str, Any]:
+    """The request's JSON body, which must be an object (400 otherwise: Jupyter's
+    kernel and session handlers would fail on anything else with a 500)."""
     model = handler.get_json_body()
-    kernel = model.get("kernel") if isinstance(model, dict) else None
+    if not isinstance(model, dict):
+        raise web.HTTPError(400, "the request body must be a JSON object")
+    return model
+
+
+def _check_new_kernel(handler: SessionRootHandler | SessionHandler, new_session: bool) -> bool:
+    """403/404 before a session starts a kernel that is not sandboxed, 429/503 past
+    the limits (Jupyter's session handlers would turn the manager's refusal into a 500).
+    True when the request starts a new kernel."""
+    kernel = object_body(handler).get("kernel")
     kernel = kernel if isinstance(kernel, dict) else {}
     if kernel.get("id") is not None:
-        if isinstance(kernel["id"], str) and kernel["id"] in handler.kernel_manager:
-            return  # an existing kernel
+        if isinstance(kernel["id"], str) and owns_kernel(handler, kernel["id"]):
+            return False  # an existing kernel of the caller's
         raise web.HTTPError(400, "kernel ids are chosen by the server: name a running kernel or leave out 'id'")
     if not new_session and kernel.get("name") is None:
-        return  # no new kernel
-    name = kernel.get("name") or handler.kernel_manager.default_kernel_name
-    refusal = cast(SandboxedKernelSpecManager, handler.kernel_manager.kernel_spec_manager).refusal(name)
+        return False  # no new kernel
+    check_new_kernel(handler, kernel.get("name"))
+    return True
+
+
+def check_new_kernel(handler: JupyterHandler, name: Any) -> None:
+    """403/404 when the kernelspec ``name`` (None: the default) is not sandboxed,
+    429/503 when the caller may not start another kernel now."""
+    manager = handler.kernel_manager
+    name = name or manager.default_kernel_name
+    refusal = cast(SandboxedKernelSpecManager, manager.kernel_spec_manager).refusal(name)
     if refusal is not None:
         raise web.HTTPError(*refusal)
-    limits = getattr(handler.kernel_manager, "limits", None)
+    limits = getattr(manager, "limits", None)
     if limits is not None:
-        check_room(limits, KERNEL_OWNER.get())
+        check_room(limits, owner_of(handler))
 
 
 class SandboxedSessionRootHandler(SessionRootHandler):  # type: ignore[misc]
-    """``api/sessions`` of the service: a new session's kernel must be sandboxed."""
+    """``api/sessions`` of the service: a new session's kernel must be sandboxed,
+    and the list holds the caller's own (every session for an admin)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """The caller's sessions."""
+        sessions: list[dict[str, Any]] = await ensure_async(self.session_manager.list_sessions())
+        self.finish(json.dumps(own_sessions(self, sessions), default=json_default))
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
         """Create a session (403 or 404 for a kernel that is not sandboxed, 429/503 past the limits)."""
         KERNEL_OWNER.set(owner_of(self))
-        _check_new_kernel(self, new_session=True)
+        if _check_new_kernel(self, new_session=True) and not await spend_kernel_start(self):
+            return
         await super().post()  # type: ignore[misc]
 
 
@@ -313,5 +363,6 @@ class SandboxedSessionHandler(SessionHandler):  # type: ignore[misc]
     async def patch(self, session_id: str) -> None:
         """Update a session (403 or 404 when it asks for a kernel that is not sandboxed, 429/503 past the limits)."""
         KERNEL_OWNER.set(owner_of(self))
-        _check_new_kernel(self, new_session=False)
+        if _check_new_kernel(self, new_session=False) and not await spend_kernel_start(self):
+            return
         await super().patch(session_id)  # type: ignore[misc]

@@ -4,7 +4,8 @@ The service is the one place that decides: its ServerApp (``ServiceServerApp``,
 the class `jupyter coderemote` starts) loads no other server extension, starts
 only sandboxed kernelspecs, keeps no files on the host, has no terminals, and
 answers only the routes of ``ALLOWED_HANDLERS`` (anything else falls through
-to the 404 handler). None of this is configurable: a setting that would undo
+to the 404 handler). Each caller sees and uses only their own kernels and
+sessions (``OwnerAuthorizer``). None of this is configurable: a setting that would undo
 it is overridden with a warning.
 
 *Lab mode* is this extension loaded into someone's own `jupyter lab` or
@@ -34,7 +35,7 @@ from jupyter_server.kernelspecs.handlers import KernelSpecResourceHandler
 from jupyter_server.serverapp import DEFAULT_STATIC_FILES_PATH, ServerApp
 from jupyter_server.services.api.handlers import IdentityHandler
 from jupyter_server.services.contents.manager import AsyncContentsManager
-from jupyter_server.services.kernels.handlers import KernelActionHandler, KernelHandler, MainKernelHandler
+from jupyter_server.services.kernels.handlers import KernelActionHandler, KernelHandler
 from jupyter_server.services.kernels.websocket import KernelWebsocketHandler
 from jupyter_server.services.kernelspecs.handlers import KernelSpecHandler, MainKernelSpecHandler
 from jupyter_server.utils import url_path_join
@@ -43,6 +44,8 @@ from tornado.routing import PathMatches, Rule
 from traitlets import Integer, default
 
 from kernel_gateway_ext.handlers import CodeRemoteAPIHandler
+from kernel_gateway_ext.identity import JWTIdentityProvider, jwt_mode
+from kernel_gateway_ext.ownership import OwnerAuthorizer
 from kernel_gateway_ext.sandboxed import (
     SandboxedKernelRootHandler,
     SandboxedKernelSpecManager,
@@ -75,7 +78,7 @@ OWN_HANDLERS = [
     (r"/api/sessions/(?P<session_id>\w+-\w+-\w+-\w+-\w+)", SandboxedSessionHandler),
 ]
 ALLOWED_HANDLERS: tuple[type, ...] = (
-    MainKernelHandler,
+    SandboxedKernelRootHandler,
     KernelHandler,
     KernelActionHandler,
     KernelWebsocketHandler,
@@ -230,6 +233,15 @@ class ServiceServerApp(ServerApp):  # type: ignore[misc]
         connection without a response to a larger request.""",
     )
 
+    @default("identity_provider_class")
+    def _default_identity_provider_class(self) -> type:
+        """JWT sign-in (multi-user) when the configuration sets ``JWTIdentityProvider.secret``,
+        ``jwks_url`` or ``issuer``; else Jupyter's own token (single-user)."""
+        if jwt_mode(self.config):
+            self.log.info("JWT sign-in: JWTIdentityProvider identifies callers; Jupyter's token is not accepted")
+            return JWTIdentityProvider
+        return ServerApp.identity_provider_class.default_value  # type: ignore[no-any-return]
+
     @default("max_body_size")
     def _default_max_body_size(self) -> int:
         return MAX_REQUEST_BODY
@@ -265,6 +277,7 @@ class ServiceServerApp(ServerApp):  # type: ignore[misc]
             "kernel_spec_manager_class": (SandboxedKernelSpecManager, self.kernel_spec_manager_class),
             "kernel_manager_class": (SandboxedMappingKernelManager, self.kernel_manager_class),
             "contents_manager_class": (NoFilesContentsManager, self.contents_manager_class),
+            "authorizer_class": (OwnerAuthorizer, self.authorizer_class),
         }
         for name, (required, configured) in fixed.items():
             if not (isinstance(configured, type) and issubclass(configured, required)):

@@ -1,4 +1,5 @@
-"""SQLAlchemy models of the snippet library (the schema itself is made by the Alembic migrations)."""
+"""SQLAlchemy models of the service's database: the snippet library, the shared rate-limit
+windows and the execution history (the schema itself is made by the Alembic migrations)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from typing import Any
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     Boolean,
     Computed,
     DateTime,
+    Double,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     Uuid,
@@ -96,6 +100,50 @@ class Snippet(Base):
             "updated_at": _iso(self.updated_at),
             "version": self.version,
             "embedding_model": self.embedding_model,
+        }
+
+
+class RateLimitWindow(Base):
+    """One rate-limit key (a user and a kind of request, see kernel_gateway_ext.ratelimit):
+    the times of its hits still inside the moving window, newest first, shared by every replica."""
+
+    __tablename__ = "rate_limit_windows"
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    hits: Mapped[list[float]] = mapped_column(ARRAY(Double), default=list)
+    counter: Mapped[int] = mapped_column(Integer, default=0)  # fixed-window counter (limits' incr/get)
+    last_acquired: Mapped[bool] = mapped_column(Boolean, default=False)  # whether the latest hit got in
+    expires_at: Mapped[float] = mapped_column(Double)  # epoch seconds after which the row says nothing
+
+
+class Execution(Base):
+    """One execution: a REST run, a websocket cell or a timed run of an analysis."""
+
+    __tablename__ = "executions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    source: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    duration_ms: Mapped[float] = mapped_column(Double)
+    code_bytes: Mapped[int] = mapped_column(Integer)
+    code_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    kernel_id: Mapped[str | None] = mapped_column(String(64))
+    code: Mapped[str | None] = mapped_column(Text)  # only with History.keep_code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "user": self.user,
+            "created_at": _iso(self.created_at),
+            "source": self.source,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+            "code_bytes": self.code_bytes,
+            "code_sha256": self.code_sha256.hex(),
+            "kernel_id": self.kernel_id,
+            "code": self.code,
         }
 
 

@@ -93,6 +93,8 @@ def jp_server_config(snippet_database_url: str) -> dict[str, Any]:
         # Most tests start sandboxes on demand; tests/test_pool.py runs with a warm pool.
         "KernelPool": {"size": 0},
         "SnippetStore": {"database_url": snippet_database_url},
+        # The suite runs far more code per minute than one person; tests/test_rate_limits.py sets its own.
+        "RateLimiter": {"executions_per_minute": 0, "websocket_executions_per_minute": 0},
     }
 
 

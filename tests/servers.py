@@ -48,6 +48,10 @@ def release_data_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+# Tests run far more code per minute than one person: no rate limits unless a test sets them.
+NO_RATE_LIMITS = ("--RateLimiter.executions_per_minute", "--RateLimiter.websocket_executions_per_minute")
+
+
 class CodeRemoteServer:
     """`jupyter coderemote` on a free port; returns once its health endpoint answers.
 
@@ -76,6 +80,7 @@ class CodeRemoteServer:
                 f"--port={self.port}",
                 f"--IdentityProvider.token={token}",
                 f"--SnippetStore.data_dir={self.data_dir}",
+                *[f"{name}=0" for name in NO_RATE_LIMITS if not any(f.startswith(f"{name}=") for f in flags)],
                 *flags,
             ],
             stdout=self.log,
@@ -86,20 +91,27 @@ class CodeRemoteServer:
         deadline = time.monotonic() + start_timeout
         while True:
             try:
-                self.request("GET", "api/coderemote/health")
+                urllib.request.urlopen(self.url + "api/coderemote/health", timeout=10).close()
                 return
+            except urllib.error.HTTPError as e:
+                if e.code == 404:  # the server runs, without the extension
+                    self.stop()
+                    raise RuntimeError(f"the extension did not load: {self.log_path.read_text()}") from None
+                time.sleep(0.2)
             except (urllib.error.URLError, ConnectionError):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError(f"server did not start: {self.log_path.read_text()}") from None
                 time.sleep(0.2)
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """(status, decoded JSON body) of an authenticated request."""
+    def request(
+        self, method: str, path: str, body: Any = None, *, bearer: str | None = None
+    ) -> tuple[int, Any]:
+        """(status, decoded JSON body) of an authenticated request: with Jupyter's
+        token, or with ``bearer`` (a JWT) as ``Authorization: Bearer``."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Authorization": f"token {self.token}"}
-        )
+        auth = f"Bearer {bearer}" if bearer is not None else f"token {self.token}"
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers={"Authorization": auth})
         try:
             with urllib.request.urlopen(req, timeout=90) as response:
                 return response.status, json.loads(response.read() or b"null")

@@ -69,6 +69,8 @@ ALLOWED = {
     r"/api/coderemote/snippets/search$",
     r"/api/coderemote/snippets/(?P<snippet_id>[^/]+)$",
     r"/api/coderemote/snippets/(?P<snippet_id>[^/]+)/star$",
+    r"/api/coderemote/openapi\.json$",
+    r"/api/coderemote/executions$",
 }
 HOSTILE_CONFIG = """
 c.ServerApp.terminals_enabled = True

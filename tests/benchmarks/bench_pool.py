@@ -73,6 +73,7 @@ from typing import Any, Protocol
 
 import websocket
 from bench_execution import (
+    NO_RATE_LIMITS,
     START_TIMEOUT,
     Server,
     jupyter_message,
@@ -128,7 +129,7 @@ def ms(seconds: float) -> float:
 
 
 def coderemote(label: str, workdir: Path, *flags: str) -> Server:
-    return Server(label, ["jupyter", "coderemote", *flags], workdir)
+    return Server(label, ["jupyter", "coderemote", *NO_RATE_LIMITS, *flags], workdir)
 
 
 def health(server: Server) -> dict[str, Any]:

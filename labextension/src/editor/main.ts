@@ -13,6 +13,7 @@ import { AnalysisPanel, SnippetPanel } from '../common/panels';
 import { Run } from '../common/run';
 import { InputPrompt } from '../common/stdin';
 import { monaco, registerKernelProviders } from './monaco';
+import { Credentials, type OidcConfig, PASTED_TOKEN_KEY } from './signin';
 import './page.css';
 
 /** Rendered into the page by the server (templates/index.html). */
@@ -21,9 +22,14 @@ interface PageConfig {
   staticUrl: string;
   kernelName: string;
   defaultTimeoutSeconds: number;
+  /** Tokens are JWTs checked by the server (JWTIdentityProvider), not Jupyter's own token. */
+  jwtMode: boolean;
+  /** OpenID Connect sign-in, when the server names an issuer and client id. */
+  oidc: OidcConfig | null;
 }
 
-const TOKEN_KEY = 'coderemote.token';
+/** JEP 119: how a browser sends a token on a websocket (it cannot set headers there). */
+const WS_TOKEN_PROTOCOL = 'v1.token.websocket.jupyter.org';
 const STARTER = `import time
 
 for i in range(5):
@@ -41,28 +47,52 @@ function $<T extends HTMLElement>(id: string): T {
   return document.getElementById(id) as T;
 }
 
-/** A JWT from the sign-in goes as `Authorization: Bearer`; websockets get it as `?token=`. */
-function serverSettings(): ServerConnection.ISettings {
-  const jwt = sessionStorage.getItem(TOKEN_KEY);
+/**
+ * Every call reads the token anew, so a renewed one is used from the next call
+ * on: `Authorization: Bearer` on HTTP; on the websocket the JEP 119
+ * subprotocol in JWT mode (not in the URL, which servers log), Jupyter's
+ * `?token=` otherwise.
+ */
+function serverSettings(credentials: Credentials): ServerConnection.ISettings {
   const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}${config.baseUrl}`;
-  if (!jwt) {
-    return ServerConnection.makeSettings({ baseUrl: config.baseUrl, wsUrl });
+  class TokenWebSocket extends WebSocket {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      const token = credentials.token();
+      const offered = protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols];
+      if (token && config.jwtMode && offered.length > 0) {
+        super(url, [...offered, `${WS_TOKEN_PROTOCOL}.${encodeURIComponent(token)}`]);
+      } else if (token) {
+        const withToken = new URL(url, location.href);
+        withToken.searchParams.set('token', token);
+        super(withToken, offered);
+      } else {
+        super(url, offered);
+      }
+    }
   }
   return ServerConnection.makeSettings({
     baseUrl: config.baseUrl,
     wsUrl,
-    token: jwt,
-    appendToken: true,
+    appendToken: false,
+    WebSocket: TokenWebSocket,
     fetch: (input: RequestInfo, init?: RequestInit) => {
       const request = new Request(input, init);
-      request.headers.set('Authorization', `Bearer ${jwt}`);
+      const token = credentials.token();
+      if (token) {
+        request.headers.set('Authorization', `Bearer ${token}`);
+      }
       return fetch(request);
     }
   });
 }
 
 class EditorPage {
-  private settings = serverSettings();
+  private readonly credentials = new Credentials(
+    config.oidc,
+    new URL(`${config.baseUrl}coderemote/`, location.origin).href,
+    () => this.showUser()
+  );
+  private settings = serverSettings(this.credentials);
   private api = new CodeRemoteAPI(this.settings);
   private kernels = new KernelManager({ serverSettings: this.settings });
   private kernel: Kernel.IKernelConnection | null = null;
@@ -118,6 +148,16 @@ class EditorPage {
   }
 
   async start(): Promise<void> {
+    const state = await this.credentials.start();
+    if (state === 'redirecting') {
+      return; // on to the provider's sign-in page
+    }
+    this.showUser();
+    if (state === 'failed') {
+      this.showBanner('error', 'Not signed in', this.credentials.error);
+      this.showSignIn();
+      return;
+    }
     void this.snippets.refresh(false);
     await this.startKernel();
   }
@@ -247,22 +287,45 @@ class EditorPage {
       event.preventDefault();
       const token = ($('signin-token') as HTMLInputElement).value.trim();
       if (token) {
-        sessionStorage.setItem(TOKEN_KEY, token);
+        sessionStorage.setItem(PASTED_TOKEN_KEY, token);
       } else {
-        sessionStorage.removeItem(TOKEN_KEY);
+        sessionStorage.removeItem(PASTED_TOKEN_KEY);
       }
       dialog.close();
       location.reload(); // every connection (REST and websocket) picks the token up
     });
     $('signin-cancel').addEventListener('click', () => dialog.close());
-    if (sessionStorage.getItem(TOKEN_KEY)) {
+    if (this.credentials.oidcAvailable) {
+      $('signin-oidc-part').hidden = false;
+      $('signin-issuer').textContent = new URL(this.credentials.issuer).host;
+      $('signin-oidc').addEventListener('click', () => void this.credentials.signIn());
+    }
+    $('signout').addEventListener('click', () => {
+      void this.credentials.signOut().then(() => location.reload());
+    });
+  }
+
+  /** The header says who the page calls the server as. */
+  private showUser(): void {
+    const name = this.credentials.userName();
+    const pasted = !name && sessionStorage.getItem(PASTED_TOKEN_KEY);
+    $('signin-user').hidden = !name;
+    $('signin-user').textContent = name ? `Signed in as ${name}` : '';
+    $('signout').hidden = !name && !pasted;
+    if (name) {
+      $('signin-open').hidden = true;
+    } else if (pasted) {
       $('signin-open').hidden = false;
       $('signin-open').textContent = 'Signed in (change token)';
+    }
+    if (this.credentials.error && name) {
+      this.showBanner('warning', 'Sign-in', this.credentials.error);
     }
   }
 
   private showSignIn(): void {
     $('signin-open').hidden = false;
+    $('signin-open').textContent = 'Sign in';
     const dialog = $('signin') as HTMLDialogElement;
     if (!dialog.open) {
       dialog.showModal();
@@ -276,7 +339,7 @@ class EditorPage {
     }
     const url = `${config.baseUrl}api/kernels/${encodeURIComponent(this.kernel.id)}`;
     const xsrf = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/)?.[1];
-    const jwt = sessionStorage.getItem(TOKEN_KEY);
+    const jwt = this.credentials.token();
     void fetch(url, {
       method: 'DELETE',
       keepalive: true,
