@@ -165,9 +165,9 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         except Exception as e:  # the rest of the service works without its database
             self.log.error("The snippet library is unavailable: %s", e, exc_info=True)
             snippets.start_error = str(e)
-        # The rate-limit counters and the history share the snippet database (memory / none without it).
+        # The rate-limit counters and the history share the snippet database (see RateLimiter.storage).
         engine = async_engine(snippets.engine) if snippets.start_error is None else None
-        limiter = RateLimiter(parent=self, engine=engine)
+        limiter = RateLimiter(parent=self, engine=engine, shared_database=bool(snippets.database_url))
         self.log.info("Rate-limit counters are kept in %s", limiter.where)
         history = History(parent=self, engine=engine)
         IOLoop.current().add_callback(limiter.start)

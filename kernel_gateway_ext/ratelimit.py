@@ -43,7 +43,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from traitlets import Enum, Float, Instance, Integer, default
+from traitlets import Bool, Enum, Float, Instance, Integer, default
 from traitlets.config import LoggingConfigurable
 
 SHARED_KINDS = ("execute", "analyze", "kernel_start")
@@ -90,11 +90,13 @@ def write_rate_limited(handler: Any, error: RateLimited) -> None:
 def async_engine(sync_engine: Any) -> AsyncEngine:
     """An asyncio engine (psycopg 3) on the same database as a synchronous SQLAlchemy engine.
 
-    No pre-ping (a round trip per request): a connection the database dropped fails
+    Every statement the limiter and the history send is atomic on its own, so the
+    engine autocommits: one round trip per statement, no BEGIN and COMMIT. No
+    pre-ping either (another round trip): a connection the database dropped fails
     one statement, which the limiter lets through and the history logs, and is
     then replaced by the pool."""
     url = sync_engine.url.set(drivername="postgresql+psycopg")
-    return create_async_engine(url, pool_size=4, max_overflow=4, pool_recycle=3600)
+    return create_async_engine(url, pool_size=4, max_overflow=4, pool_recycle=3600, isolation_level="AUTOCOMMIT")
 
 
 # One statement per hit: the row of the key is locked by the upsert, the hits
@@ -249,22 +251,28 @@ class RateLimiter(LoggingConfigurable):
         "auto",
         config=True,
         help="""Where the counters are kept: 'database' (PostgreSQL, the snippet
-        database: shared by every replica), 'memory' (this process only), or 'auto'
-        (the database when it is available, else memory). With several replicas keep
-        'auto' or 'database'.""",
+        database: shared by every replica), 'memory' (this process only), or 'auto':
+        the database when it is one other replicas can reach (SnippetStore.database_url
+        is set), memory with the embedded PostgreSQL, which serves this server alone
+        (a hit costs about 1 ms in PostgreSQL, microseconds in memory).""",
     )
     purge_interval = Float(
         600.0, config=True, help="How often rows of keys with no hit left are deleted from the database, s."
     )
     engine = Instance(AsyncEngine, allow_none=True, help="The database engine (None: counters in memory).")
+    shared_database = Bool(
+        False, help="Whether engine is a database server other replicas use too (not the embedded one)."
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._purger: asyncio.Task[Any] | None = None
         if self.storage == "database" and self.engine is None:
-            raise ValueError("RateLimiter.storage is 'database' but the database is unavailable")
+            self.log.error("RateLimiter.storage is 'database' but the database is unavailable: counting in memory")
         self.backend: Storage
-        if self.engine is not None and self.storage != "memory":
+        if self.engine is not None and (
+            self.storage == "database" or (self.storage == "auto" and self.shared_database)
+        ):
             self.backend = PostgresStorage(self.engine)
             self.where = "database"
         else:

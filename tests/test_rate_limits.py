@@ -280,7 +280,7 @@ async def test_replicas_share_their_counters(limiter_database: str) -> None:
     """Two limiters on one database (two replicas) count the same hits; memory ones do not."""
     engines = [async_engine(create_engine(sqlalchemy_url(limiter_database))) for _ in range(2)]
     try:
-        a, b = (RateLimiter(engine=e, executions_per_minute=3, window_seconds=30) for e in engines)
+        a, b = (RateLimiter(engine=e, storage="database", executions_per_minute=3, window_seconds=30) for e in engines)
         assert a.where == b.where == "database"
         await a.hit("alice", "execute")
         await b.hit("alice", "kernel_start")
@@ -302,7 +302,7 @@ async def test_replicas_share_their_counters(limiter_database: str) -> None:
 async def test_concurrent_hits_never_exceed_the_limit(limiter_database: str) -> None:
     engine = async_engine(create_engine(sqlalchemy_url(limiter_database)))
     try:
-        limiter = RateLimiter(engine=engine, executions_per_minute=5, window_seconds=30)
+        limiter = RateLimiter(engine=engine, storage="database", executions_per_minute=5, window_seconds=30)
 
         async def one() -> bool:
             try:
@@ -319,7 +319,8 @@ async def test_concurrent_hits_never_exceed_the_limit(limiter_database: str) -> 
 
 async def test_smaller_burst_spreads_hits(limiter_database: str) -> None:
     for engine in (async_engine(create_engine(sqlalchemy_url(limiter_database))), None):
-        limiter = RateLimiter(engine=engine, executions_per_minute=6, burst=2, window_seconds=3)
+        storage = "database" if engine is not None else "memory"
+        limiter = RateLimiter(engine=engine, storage=storage, executions_per_minute=6, burst=2, window_seconds=3)
         await limiter.hit("yan", "execute")
         await limiter.hit("yan", "execute")
         with pytest.raises(RateLimited) as refused:
