@@ -54,9 +54,11 @@ def test_migrations_from_empty_database(fresh_database_url: str) -> None:
     assert migrate.current_revision(engine) is None
     migrate.upgrade(engine)
     migrate.upgrade(engine)  # a second start finds nothing to do
-    assert migrate.current_revision(engine) == "0001"
+    assert migrate.current_revision(engine) == "0002"
     inspector = inspect(engine)
-    assert {"users", "snippets", "alembic_version"} <= set(inspector.get_table_names())
+    assert {"users", "snippets", "executions", "rate_limit_windows", "alembic_version"} <= set(
+        inspector.get_table_names()
+    )
     columns = {c["name"] for c in inspector.get_columns("snippets")}
     assert {
         "name", "description", "code", "language", "time_complexity", "space_complexity", "explanation",
