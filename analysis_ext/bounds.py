@@ -49,9 +49,7 @@ def check_tree(tree: ast.AST, max_nodes: int = MAX_NODES, max_depth: int = MAX_D
         node, depth = stack.pop()
         count += 1
         if count > max_nodes:
-            raise CodeLimitError(
-                413, f"the code is too large to analyze: more than {max_nodes} syntax-tree nodes"
-            )
+            raise CodeLimitError(413, f"the code is too large to analyze: more than {max_nodes} syntax-tree nodes")
         if depth > max_depth:
             raise CodeLimitError(422, f"the code is nested too deeply to analyze (more than {max_depth} levels)")
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))

@@ -144,6 +144,20 @@ class Cost:
     def variables(self) -> set[str]:
         return {v for t in self.terms for v in t.variables()}
 
+    def rename(self, names: Mapping[str, str]) -> Cost:
+        """The same growth with variables renamed; two that become one multiply (``n*m`` -> ``n^2``)."""
+
+        def moved(items: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+            return [(names.get(v, v), k) for v, k in items]
+
+        return Cost.of(
+            _term(_merge((), moved(t.powers)), _merge((), moved(t.logs)), _max((), moved(t.growth))) for t in self.terms
+        )
+
+    def dominant(self) -> Term:
+        """The largest term (by growth, then total power, then total log power)."""
+        return _dominant(self)
+
     def is_constant(self) -> bool:
         return not any(k > 0 for t in self.terms for _, k in t.powers) and not any(
             t.growth or t.logs for t in self.terms

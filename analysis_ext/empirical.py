@@ -7,6 +7,9 @@ an int, a string, or two lists) in several shapes (random, ascending,
 descending, all odd) and the slowest shape is kept, to get nearer the worst
 case that the labels describe. Two-list functions are measured three ways
 (both growing, only the first, only the second) to tell ``n*m`` from ``n+m``.
+A whole program (``arg`` "program") is run as ``__main__`` on a stdin
+generated from the input format read off its code (``analysis_ext.stdin``):
+every count and length is n, other numbers random below n, one test case.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 from analysis_ext.fitting import ORDER, Fit, fit
 
 MEASURE_MARK = "CODEREMOTE-MEASURE "
-DEFAULT_MAX_N = {"list": 4096, "str": 4096, "two_lists": 2048, "int": 1 << 24}
+DEFAULT_MAX_N = {"list": 4096, "str": 4096, "two_lists": 2048, "int": 1 << 24, "program": 4096}
 FIXED_OTHER = 16  # the other list's length while one grows
 
 Execute = Callable[[str, float], Awaitable[Any]]
@@ -65,7 +68,10 @@ def plan(arg: str, max_n: int | None) -> dict[str, list[tuple[int, int]]]:
     }
 
 
-def script(code: str, entry: str, arg: str, max_n: int | None, budget_s: float) -> str:
+def script(
+    code: str, entry: str | None, arg: str, max_n: int | None, budget_s: float, stdin_format: list[Any] | None = None
+) -> str:
+    """The measuring script for the sandbox; ``stdin_format`` (arg "program") lays out the generated input."""
     params = {
         "entry": entry,
         "arg": arg,
@@ -73,7 +79,8 @@ def script(code: str, entry: str, arg: str, max_n: int | None, budget_s: float) 
         "budget_s": budget_s,
         "call_limit_s": min(1.0, budget_s / 4),
         "repeat_s": 0.01,
-        "shapes": ["random", "ascending", "descending", "odd"] if arg != "int" else ["random"],
+        "shapes": ["random", "ascending", "descending", "odd"] if arg not in ("int", "program") else ["random"],
+        "format": stdin_format,
     }
     template = (files("analysis_ext") / "sandbox" / "measure.py").read_text()
     return template.replace("__PARAMS__", repr(json.dumps(params))).replace("__CODE__", repr(code))
@@ -145,18 +152,20 @@ Classifier = Callable[[str, str], Awaitable[EmpiricalResult]]
 async def measure(
     execute: Execute,
     code: str,
-    entry: str,
+    entry: str | None,
     arg: str,
     max_n: int | None = None,
     budget_s: float = 8.0,
     classifier: Classifier | None = None,
+    stdin_format: list[Any] | None = None,
 ) -> EmpiricalResult:
     """Run the measurement in a sandbox through ``execute(code, timeout_s)`` and classify it.
 
     ``classifier(stdout, arg)`` parses and fits the output (the server's runs it in the
     analysis worker: the output is the user's code's, of any size); default in-line.
+    A whole program is measured with ``arg`` "program" and its ``stdin_format``.
     """
-    result = await execute(script(code, entry, arg, max_n, budget_s), budget_s + 7.0)
+    result = await execute(script(code, entry, arg, max_n, budget_s, stdin_format), budget_s + 7.0)
     if result.status != "ok":
         detail = f"{result.error['ename']}: {result.error['evalue']}" if result.error else result.status
         raise EmpiricalError(f"the timed run ended with {result.status} ({detail})")

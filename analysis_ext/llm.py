@@ -19,7 +19,7 @@ import httpx
 from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
-CANONICAL = ("O(1)", "O(log n)", "O(n)", "O(n log n)", "O(n^2)", "O(n^3)", "O(2^n)", "O(n!)", "O(n*m)", "O(n+m)")
+from analysis_ext.canonical import CANONICAL, MAX_LABEL, parse_label
 
 
 class LLMError(Exception):
@@ -35,25 +35,30 @@ class LLMAnswer:
     model: str
 
 
-def prompt(code: str, entry: str | None, sizes: dict[str, str], static_time: str, static_space: str) -> str:
-    template = (files("analysis_ext") / "prompts" / "complexity.md").read_text()
+def prompt(
+    code: str, entry: str | None, sizes: dict[str, str], static_time: str, static_space: str, program: bool = False
+) -> str:
+    """The question for the model: a function with named sizes, or a whole program reading stdin."""
+    name = "complexity_program.md" if program else "complexity.md"
+    template = (files("analysis_ext") / "prompts" / name).read_text()
     described = ", ".join(f"{symbol} = size of `{param}`" for param, symbol in sizes.items()) or "n"
     return template.format(
-        code=code, entry=entry or "(module)", sizes=described, static_time=static_time, static_space=static_space
-    )
+        code=code, entry=entry or "(module)", sizes=described, static_time=static_time, static_space=static_space,
+        forms=", ".join(CANONICAL),
+    )  # fmt: skip
 
 
-def _normalise(label: Any) -> str:
+def _normalise(label: Any, one_size: bool = False) -> str:
+    """A model's label in the canonical forms (``O(V + E)`` -> ``O(n)`` for a program, ``O(nlogn)``...)."""
     if not isinstance(label, str):
         raise LLMError(f"complexity must be a string, got {type(label).__name__}")
-    text = re.sub(r"\s+", " ", label.strip().replace("²", "^2").replace("³", "^3").replace("**", "^"))
-    text = text.replace("O(n * m)", "O(n*m)").replace("O(n + m)", "O(n+m)").replace("O(nlogn)", "O(n log n)")
-    if text not in CANONICAL:
-        raise LLMError(f"{label!r} is not one of the canonical complexity forms")
-    return text
+    try:
+        return parse_label(label, one_size).label
+    except ValueError as e:
+        raise LLMError(f"{label[:MAX_LABEL]!r} cannot be read as a canonical complexity form: {e}") from None
 
 
-def parse_answer(text: str, model: str) -> LLMAnswer:
+def parse_answer(text: str, model: str, one_size: bool = False) -> LLMAnswer:
     """Validate a model's JSON answer (a ```json fence around it is tolerated)."""
     stripped = re.sub(r"^```(?:json)?\s*|\s*```$", "", text.strip())
     try:
@@ -67,8 +72,8 @@ def parse_answer(text: str, model: str) -> LLMAnswer:
     if not isinstance(explanation, str) or not isinstance(suggestions, list):
         raise LLMError("explanation must be a string and suggestions a list")
     return LLMAnswer(
-        _normalise(data.get("time_complexity")),
-        _normalise(data.get("space_complexity")),
+        _normalise(data.get("time_complexity"), one_size),
+        _normalise(data.get("space_complexity"), one_size),
         explanation.strip()[:2000],
         [str(s)[:500] for s in suggestions[:8]],
         model,
@@ -88,7 +93,8 @@ class LLMProvider(LoggingConfigurable):
     async def complete(self, text: str) -> str:
         raise NotImplementedError
 
-    async def analyze(self, text: str) -> LLMAnswer:
+    async def analyze(self, text: str, one_size: bool = False) -> LLMAnswer:
+        """Ask; ``one_size`` (a whole program) reduces the answer to one size n."""
         try:
             raw = await asyncio.wait_for(self.complete(text), self.timeout)
         except LLMError:
@@ -97,7 +103,7 @@ class LLMProvider(LoggingConfigurable):
             raise LLMError(f"{self.name} did not answer within {self.timeout:g} s") from e
         except Exception as e:  # SDK and network errors of any kind
             raise LLMError(f"{self.name} failed: {type(e).__name__}: {e}") from e
-        return parse_answer(raw, self.name)
+        return parse_answer(raw, self.name, one_size)
 
 
 class GeminiProvider(LLMProvider):

@@ -190,12 +190,20 @@ class AnalysisService(LoggingConfigurable):
         self, execute: ExecuteFn, request: AnalysisRequest, static: StaticResult, notes: list[str]
     ) -> EmpiricalResult | None:
         arg = request.arg or static.arg_kind
-        if static.entry is None or arg is None:
+        stdin_format = None
+        if static.program:
+            if static.stdin_format is None:
+                notes.append(f"timed runs skipped: {static.stdin_note}")
+                return None
+            arg, stdin_format = "program", static.stdin_format
+        elif static.entry is None or arg is None:
             notes.append("timed runs skipped: name the function (entry) and its input kind (arg) to measure it")
             return None
         try:
             budget = self.empirical_budget
-            return await measure(execute, request.code, static.entry, arg, request.max_n, budget, self._classify)
+            return await measure(
+                execute, request.code, static.entry, arg, request.max_n, budget, self._classify, stdin_format
+            )
         except (EmpiricalError, AnalysisError) as e:  # AnalysisError: the fitting overran (the output is the user's)
             notes.append(f"timed runs gave no result: {e}")
         except Exception as e:  # the sandbox could not start, or the service is overloaded
@@ -212,9 +220,11 @@ class AnalysisService(LoggingConfigurable):
         provider = self.provider()
         if provider is None:
             return None
-        text = prompt(request.code, static.entry, static.sizes, static.time_complexity, static.space_complexity)
+        text = prompt(
+            request.code, static.entry, static.sizes, static.time_complexity, static.space_complexity, static.program
+        )
         try:
-            return await provider.analyze(text)
+            return await provider.analyze(text, one_size=static.program)
         except LLMError as e:
             self.log.warning("LLM analysis failed: %s", e)
             notes.append(f"the model's answer was not used: {e}")
@@ -229,6 +239,10 @@ def _static_details(static: StaticResult) -> dict[str, Any]:
         "entry": static.entry,
         "sizes": static.sizes,
         "notes": static.notes,
+        # The growth as computed, before it was reduced to a canonical form.
+        "expressions": static.expressions,
+        "program": static.program,
+        **({"stdin": static.stdin_note} if static.program else {}),
     }
 
 

@@ -124,3 +124,14 @@ def test_no_key_means_no_llm(monkeypatch: pytest.MonkeyPatch) -> None:
     assert AnalysisService().available(sandbox=False) == ["static"]
     monkeypatch.setenv("GEMINI_API_KEY", "k")
     assert AnalysisService().available(sandbox=False) == ["static", "llm"]
+
+
+async def test_whole_program_prompt_and_free_form_answer(stand_in: StandIn) -> None:
+    """A program reading stdin gets the whole-program framing; an answer such as O(V + E) is reduced to O(n)."""
+    program = "n, m = map(int, input().split())\nfor _ in range(m):\n    u, v = map(int, input().split())\nprint(n)\n"
+    stand_in.reply = json.dumps({**GOOD, "time_complexity": "O(V + E)", "space_complexity": "O(1)"})
+    report = await _service("openai", stand_in.url).analyze(AnalysisRequest(program))
+    assert report.details["llm"]["time_complexity"] == "O(n)"
+    assert report.time_complexity == "O(n)"
+    prompt = json.dumps(stand_in.requests[-1][1])
+    assert "whole program" in prompt and "ONE test case" in prompt

@@ -1,7 +1,10 @@
-# Runs INSIDE the sandbox: times the user's function at growing input sizes.
+# Runs INSIDE the sandbox: times the user's function (or whole program, fed a
+# generated stdin) at growing input sizes.
 # The host fills in PARAMS (entry, arg kind, sizes, budgets) and CODE; this file
 # prints one line "CODEREMOTE-MEASURE <json>" with the points it measured.
 import _thread
+import builtins
+import io
 import json
 import random
 import sys
@@ -60,7 +63,67 @@ def _ints(rng, n, shape):
     return [rng.randrange(-n, n + 1) for _ in range(n)]
 
 
+def _stdin_text(items, n, rng):
+    """Input in the format the host read off the program (analysis_ext.stdin), with every size n."""
+    lines = []
+
+    def value(size):
+        # Other numbers: from 2 (a divisor or base of 1 would never finish) to n - 1 (an index of n items).
+        return "1" if size == "cases" else str(n) if size else str(rng.randint(min(2, n), max(2, n - 1)))
+
+    def emit(block):
+        for item in block:
+            kind = item["kind"]
+            if kind == "ints":
+                lines.append(" ".join(value(size) for size in item["sizes"]))
+            elif kind == "list":
+                lines.append(" ".join(value(False) for _ in range(n)))
+            elif kind == "str":
+                lines.append("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n)))
+            else:
+                times = {"cases": 1, "n": n}.get(item["times"], item["times"])
+                for _ in range(times):
+                    emit(item["items"])
+
+    emit(items)
+    return "\n".join(lines) + "\n"
+
+
+class _Program:
+    """Runs the program as __main__ with the given stdin (also as open(0)) and its output discarded."""
+
+    def __init__(self, code):
+        self.code = compile(code, "<analyzed>", "exec")
+
+    def __call__(self, text):
+        stdin = io.TextIOWrapper(io.BytesIO(text.encode()), encoding="utf-8")
+        real_open = builtins.open
+
+        def open_stdin(file, *args, **kwargs):
+            return stdin if file in (0, "/dev/stdin") else real_open(file, *args, **kwargs)
+
+        def read_line(prompt=""):
+            line = stdin.readline()
+            if not line:
+                raise EOFError("EOF when reading a line")
+            return line.rstrip("\n")
+
+        saved = sys.stdin, sys.stdout, sys.getrecursionlimit()
+        sys.stdin, sys.stdout = stdin, io.StringIO()
+        # The kernel's input() asks the client; the program's reads the generated input.
+        names = {"__name__": "__main__", "__builtins__": builtins, "open": open_stdin, "input": read_line}
+        try:
+            exec(self.code, names)
+        except SystemExit:
+            pass
+        finally:
+            sys.stdin, sys.stdout = saved[0], saved[1]
+            sys.setrecursionlimit(saved[2])
+
+
 def _make(kind, n, m, rng, shape):
+    if kind == "program":
+        return (_stdin_text(PARAMS["format"], n, rng),)
     if kind == "int":
         return (n,)
     if kind == "str":
@@ -102,7 +165,7 @@ def _measure(fn, kind, n, m, call_limit):
         calls = 0
         spent = 0.0
         while calls < 25 and (spent < PARAMS["repeat_s"] or calls < 2):
-            args = inputs[calls % 3] if kind == "int" else _make(kind, n, m, rng, shape)
+            args = inputs[calls % 3] if kind in ("int", "program") else _make(kind, n, m, rng, shape)
             with WATCHDOG.limit(call_limit):
                 start = time.perf_counter()
                 fn(*args)
@@ -131,9 +194,12 @@ def main():
     global WATCHDOG
     WATCHDOG = _Watchdog()
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
-    namespace = {"__name__": "__coderemote_measured__"}
-    exec(compile(CODE, "<analyzed>", "exec"), namespace)
-    fn = namespace[PARAMS["entry"]]
+    if PARAMS["arg"] == "program":
+        fn = _Program(CODE)
+    else:
+        namespace = {"__name__": "__coderemote_measured__"}
+        exec(compile(CODE, "<analyzed>", "exec"), namespace)
+        fn = namespace[PARAMS["entry"]]
     deadline = time.perf_counter() + PARAMS["budget_s"]
     series = {}
     for name, plan in PARAMS["series"].items():

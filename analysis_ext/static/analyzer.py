@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis_ext.bounds import MAX_DEPTH, MAX_NODES, parse_bounded
+from analysis_ext.canonical import reduce
 from analysis_ext.cost import Cost
 from analysis_ext.patterns import patterns_of
 from analysis_ext.static.library import PUSH_METHODS
@@ -22,6 +23,7 @@ from analysis_ext.static.sizes import SizeInference
 from analysis_ext.static.syntax import assigned_names, call_name, is_midpoint, name_of, receiver_of
 from analysis_ext.static.values import Value, _Frame, _Note
 from analysis_ext.static.walker import _Walker
+from analysis_ext.stdin import InputFormat, follow, reads_input
 
 
 @dataclass
@@ -37,14 +39,22 @@ class StaticResult:
     suggestions: list[str]
     confidence: float
     arg_kind: str | None = None  # the entry's input kind, when it can be measured
+    program: bool = False  # a whole program reading stdin (its sizes are all n)
+    stdin_format: list[dict[str, Any]] | None = None  # its input format, for the timed runs
+    stdin_note: str = ""  # the format in words, or why it could not be read off the code
 
     @property
     def time_complexity(self) -> str:
-        return self.time.render()
+        return reduce(self.time, self.program).label
 
     @property
     def space_complexity(self) -> str:
-        return self.space.render()
+        return reduce(self.space, self.program).label
+
+    @property
+    def expressions(self) -> dict[str, str]:
+        """The growth as computed, before reduction to a canonical form."""
+        return {"time": self.time.render(), "space": self.space.render()}
 
 
 class StaticAnalyzer(RecursionSolving, SizeInference):
@@ -55,6 +65,9 @@ class StaticAnalyzer(RecursionSolving, SizeInference):
         self.tree = parse_bounded(code, max_nodes, max_depth)
         self.entry_name = entry
         self.arg = arg
+        # A whole program: it reads stdin and no function was named. Its sizes are what it reads.
+        self.program = entry is None and reads_input(self.tree)
+        self.stdin = follow(self.tree) if self.program else InputFormat()
         self.primary = Cost.var("n")
         self.bounds: dict[str, Cost] = {}
         self.midpoints: dict[str, bool] = {}
@@ -167,7 +180,12 @@ class StaticAnalyzer(RecursionSolving, SizeInference):
             if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
                 module_env[statement.name] = Value("function", function=statement, closure=module_env)  # type: ignore[arg-type]
         sizes: dict[str, str] = {}
-        if entry is None:
+        if self.program:
+            entry = None
+            sizes = {"stdin": "n"}
+            frame = module.run(body)
+            time, space = frame.time, frame.space
+        elif entry is None:
             with self.quiet(True):
                 frame = module.run(body)
             time, space = frame.time, frame.space
@@ -182,17 +200,38 @@ class StaticAnalyzer(RecursionSolving, SizeInference):
             time, space = outer.frame.time, outer.frame.space
         time = time.substitute(self.bounds)
         space = space.substitute(self.bounds)
+        notes = self.explain(time)
+        reduced = reduce(time, self.program)
+        if reduced.note:
+            notes.insert(0, f"time {reduced.note}")
+        if self.program:
+            notes[:0] = self.program_notes()
         return StaticResult(
             time=time,
             space=space,
             entry=entry.name if entry else None,
             sizes=sizes,
             patterns=patterns_of(self.tree),
-            notes=self.explain(time),
+            notes=notes,
             suggestions=list(self.suggestions.values()),
             confidence=max(0.3, 0.9 - 0.15 * len(self.uncertain)),
             arg_kind=self.arg_kind if entry else None,
+            program=self.program,
+            stdin_format=self.stdin.items,
+            stdin_note=self.stdin.describe() if self.program else "",
         )
+
+    def program_notes(self) -> list[str]:
+        lines = ["whole program: n is the size of its input (every number read and every line's length)"]
+        if self.stdin.cases:
+            lines.append(
+                "test cases: the cost of one test case, in its own n (problems bound the sum of the sizes over "
+                "the cases, so this is also the whole run's cost in the input's size)"
+            )
+        return lines
+
+    def test_case_loop(self, node: ast.AST) -> bool:
+        return id(node) in self.stdin.cases
 
     def explain(self, time: Cost) -> list[str]:
         lines: list[str] = list(dict.fromkeys(self.recursion_notes))  # each walk of a call may repeat one

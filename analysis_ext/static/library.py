@@ -25,6 +25,7 @@ _LAZY = {"range", "enumerate", "zip", "reversed", "iter", "map", "filter"}
 _SCALAR_BUILTINS = {
     "abs", "ord", "chr", "int", "float", "bool", "isinstance", "divmod", "pow", "hash", "id", "round", "type",
     "callable", "getattr", "setattr", "hasattr", "print", "repr", "format", "input", "next", "object", "super",
+    "exit", "quit",
 }  # fmt: skip
 _LINEAR_BUILTINS = {"sum", "min", "max", "any", "all", "list", "tuple", "set", "frozenset", "dict", "str", "Counter",
                     "deque", "bytes", "bytearray", "OrderedDict"}  # fmt: skip
@@ -58,6 +59,8 @@ class CallCosting:
         def iteration(self, node: ast.expr) -> tuple[Cost, Value]: ...
         def _doubles(self, name: str, value: ast.expr) -> bool: ...
         def _double(self, name: str, node: ast.AST) -> None: ...
+        def mapped(self, function: ast.expr, iterable: Value) -> Value: ...
+        def number_of(self, value: Value) -> Value | None: ...
 
     def _builtin(self, node: ast.Call, name: str) -> Value:
         if name in _MODULE_FUNCTIONS:
@@ -68,6 +71,24 @@ class CallCosting:
         first = args[0] if args else Value()
         if name == "len":
             return Value("int", value=first.length)
+        if name == "map" and len(args) >= 2:
+            return self.mapped(node.args[0], args[1])
+        if name == "filter" and len(args) >= 2:
+            return Value("iter", length=args[1].length, element=args[1].element, read=args[1].read)
+        if name in ("int", "float") and first.read:
+            return self.number_of(first) or Value("int")
+        if name == "next" and args:
+            return first.element or Value()  # next(it) over tokens read: a token
+        if (
+            name == "open"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and node.args[0].value in (0, "/dev/stdin")
+        ):
+            return Value("stdin")
+        if name == "pow" and len(args) >= 2:
+            self.charge(args[1].value.log(), node, "pow() squares and multiplies")  # fast power: log of the exponent
+            return Value("int", value=ONE if len(args) > 2 else args[0].value.power(2))
         if name in ("sorted",):
             cost = first.length * first.length.log()
             self.charge(cost, node, f"sorted() costs {cost.render()}")
@@ -83,7 +104,8 @@ class CallCosting:
             if not args:
                 return Value(_ALLOCATING.get(name, "other"), length=ONE, size=ONE, fresh=name in _ALLOCATING)
             length = first.length if first.kind != "int" else ONE
-            self.charge(length)
+            # Values read are paid for where they are used: tuple(map(int, input().split())) may be a pair.
+            self.charge(ONE if first.read and name in _ALLOCATING else length)
             if name in _ALLOCATING:
                 kind = _ALLOCATING[name]
                 if name in ("Counter",) or kind in ("set", "dict"):
@@ -143,6 +165,20 @@ class CallCosting:
             return self._builtin(node, name)
         if name in ("accumulate", "chain"):
             return Value("iter", length=first.length)
+        if module == "math" and name in ("gcd", "lcm"):
+            total = ONE
+            for a in args:
+                total = total + a.value
+            self.charge(total.log(), node, f"math.{name} is Euclid's algorithm ({total.log().render()})")
+            return Value("int", value=total)
+        if module == "math" and name in ("factorial", "comb", "perm", "prod", "fsum"):
+            self.charge(first.value if first.kind == "int" else first.length)
+            return Value("int")
+        target = next((k.value for k in node.keywords if k.arg == "target"), None)
+        if name == "Thread" and isinstance(target, ast.Name):
+            # threading.Thread(target=main).start(): the deep-recursion idiom runs main.
+            called = ast.copy_location(ast.Call(func=target, args=[], keywords=[]), node)
+            return self.expr(called)
         if module in _CONSTANT_MODULES:
             return Value("int")  # math.*, random.*, time.*: constant work on scalars
         # numpy, pandas and the like: assume one pass over the data, and say so.

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from analysis_ext.cost import ONE, Cost
+from analysis_ext.static.inputs import SIZE, read_line
 from analysis_ext.static.syntax import (
     additive_terms,
     assigned_names,
@@ -39,6 +40,7 @@ class LoopCosting:
         multiplier: Cost
         loops: list[_Loop]
         previous_push_sites: dict[int, Cost]
+        created_length: dict[str, Cost]
 
         def charge(self, cost: Cost, node: ast.AST | None = None, what: str = "") -> None: ...
         def primary(self) -> Cost: ...
@@ -49,6 +51,9 @@ class LoopCosting:
 
     def _stmt_For(self, node: ast.For) -> None:
         iterations, element = self.iteration(node.iter)
+        if self.analyzer.test_case_loop(node):
+            iterations = ONE
+            self.analyzer.note(SIZE, f"line {node.lineno}: runs the test cases, one costed")
         self.charge(ONE)
         self._loop(node, iterations, lambda: self._bind(node.target, element, node.iter))
 
@@ -71,6 +76,8 @@ class LoopCosting:
     def _stmt_While(self, node: ast.While) -> None:
         self.expr(node.test)
         iterations, amortised = self.while_iterations(node)
+        if self.analyzer.test_case_loop(node):
+            iterations, amortised = ONE, None
         if amortised is not None:
             self.analyzer.note(amortised, f"line {node.lineno}: loop amortised to {amortised.render()} in all")
         self._loop(node, iterations, per_body=amortised)
@@ -91,7 +98,7 @@ class LoopCosting:
                 left = [t for t in additive_terms(upper) if t not in additive_terms(lower)]
                 count = ONE if len(additive_terms(upper)) > 1 and not left else args[1].value
             if len(args) == 3 and constant_int(node.args[2]) is None:
-                count = count / args[2].value
+                count = self._stepped_count(node, count, args[2].value)
             return count, Value("int", value=args[-1 if len(args) < 3 else 1].value)
         if isinstance(node, ast.Call):
             name = call_name(node)
@@ -112,25 +119,63 @@ class LoopCosting:
                 base = self.expr(node.args[0]).length
                 if name == "permutations":
                     return base.factorial(), Value("seq")
-                r = constant_int(node.args[1]) if len(node.args) > 1 else None
+                size = node.args[1] if len(node.args) > 1 else None
                 if name == "product":
-                    repeat = next((k.value for k in node.keywords if k.arg == "repeat"), None)
-                    r = constant_int(repeat) if repeat is not None else r
+                    size = next((k.value for k in node.keywords if k.arg == "repeat"), None)
+                r = constant_int(size) if size is not None else None
+                if size is not None and r is None:
+                    grows = self.expr_quiet(size).value
+                    if not grows.is_constant():
+                        # x^r tuples of product(x, repeat=r), C(n, r) <= 2^n combinations: exponential in r.
+                        return grows.exp() if name == "product" or base.is_constant() else base.exp(), Value("seq")
                 # C(n, r) <= n^r and len(product(x, repeat=r)) = n^r, in closed form: r is the user's literal.
                 return base.power(max(r or 2, 1)), Value("seq")
         value = self.expr(node)
         if value.kind == "int":
             return value.value, Value("int")
+        if value.kind == "stdin":  # for line in sys.stdin: n lines
+            return SIZE, read_line()
         if isinstance(node, ast.Tuple | ast.List | ast.Set):
             elements = [self.expr_quiet(e) for e in node.elts]
             element = elements[0] if elements else Value()
             return ONE, element
         return value.length, value.element or Value("other")
 
+    def _stepped_count(self, node: ast.Call, count: Cost, step: Cost) -> Cost:
+        """``range(a, n, step)``; stepping by an enclosing loop's variable is harmonic (n/1 + n/2 + ... = n log n)."""
+        name = name_of(node.args[2])
+        outer = next(
+            (loop for loop in reversed(self.loops) if isinstance(loop.node, ast.For) and name_of(loop.node.target)
+             == name and name is not None), None,
+        )  # fmt: skip
+        if outer is None:
+            return count / step
+        if self._sieve_guard(outer.node, name, node):  # type: ignore[arg-type]
+            self.analyzer.note(
+                outer.multiplier * count, f"line {node.lineno}: sieve of Eratosthenes: n log log n in all, reported "
+                "as O(n), the nearest class",
+            )  # fmt: skip
+            return ONE
+        self.analyzer.note(outer.multiplier * count, f"line {node.lineno}: harmonic loop: n/1 + n/2 + ... = n log n")
+        return count.log()
+
+    def _sieve_guard(self, outer: ast.For, name: str, inner: ast.Call) -> bool:
+        """An ``if table[i]:`` (or ``if not table[i]``) around the inner loop: only primes step."""
+        for node in self.analyzer.nodes(outer):
+            if isinstance(node, ast.If) and id(inner) in self.analyzer.ids(node):
+                if any(isinstance(sub, ast.Subscript) and name_of(sub.slice) == name for sub in ast.walk(node.test)):
+                    return True
+            if isinstance(node, ast.If) and any(isinstance(s, ast.Continue) for s in node.body):
+                if any(isinstance(sub, ast.Subscript) and name_of(sub.slice) == name for sub in ast.walk(node.test)):
+                    return True  # if not prime[i]: continue
+        return False
+
     def while_iterations(self, node: ast.While) -> tuple[Cost, Cost | None]:
         """Iterations per entry of a while loop, or the amortised total over the function."""
         assigned = assigned_names(node.body)
         tested = {n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)}
+        if isinstance(node.test, ast.Constant) and node.test.value:
+            tested |= _break_guards(node)  # while True: ... if n == 0: break
         popped = {
             name_of(receiver_of(c)) or (name_of(c.args[0]) if c.args else None)
             for c in ast.walk(node)
@@ -154,7 +199,14 @@ class LoopCosting:
                 self.analyzer.bounds[symbol] = other
                 self.env[name] = replace(current, kind="int", value=Cost.var(symbol))
             elif "mid" in kinds:
-                logs.append((other + current.value).log())
+                searched = other + current.value
+                if searched.is_constant():
+                    # lo, hi = 1, 10**18: binary search on the answer, over values that grow with the input.
+                    searched = self.primary()
+                    self.analyzer.note(searched.log(), f"line {node.lineno}: binary search over a range of values")
+                logs.append(searched.log())
+            elif "div" in kinds and kinds <= {"div", "inc", "dec"}:
+                logs.append((other + current.value).log())  # halved every pass, nudged by one: still halving
             elif kinds <= {"inc", "dec"}:
                 amortised = self._forward_pointer(name, node, other + current.value)
                 if amortised is not None:
@@ -163,6 +215,13 @@ class LoopCosting:
                 self.env[name] = replace(current, kind="int", value=other + current.value)
             else:
                 bounds.append(other + current.value)
+        if bounds and not logs:
+            # while total > k: total -= a[left]; left += 1 -- the test is on a sum, the pointer only moves forward.
+            for name in set(assigned) - tested:
+                if {self._update_kind(name, n) for n in assigned[name]} == {"inc"}:
+                    amortised = self._forward_pointer(name, node, self.primary())
+                    if amortised is not None:
+                        return ONE, amortised
         if bounds or logs:
             total = ONE
             for b in bounds + logs:
@@ -180,16 +239,15 @@ class LoopCosting:
             if isinstance(op, ast.Add | ast.Sub):
                 step = self.expr_quiet(node.value).value
                 if not step.is_constant():
-                    return (
-                        "mul"
-                        if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node.value))
-                        else "other"
-                    )
+                    if not any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node.value)):
+                        return "other"
+                    # i += i & -i grows like doubling; i -= i & -i drops a bit: both log many steps
+                    return "mul" if isinstance(op, ast.Add) else "div"
                 return "inc" if isinstance(op, ast.Add) else "dec"
             if isinstance(op, ast.Mult | ast.LShift):
                 return "mul"
-            if isinstance(op, ast.FloorDiv | ast.Div | ast.RShift):
-                return "div"
+            if isinstance(op, ast.FloorDiv | ast.Div | ast.RShift | ast.BitAnd):
+                return "div"  # x &= x - 1 clears a bit per step
             return "other"
         if isinstance(node, ast.Assign):
             value = node.value
@@ -253,7 +311,8 @@ class LoopCosting:
                     self.analyzer.unsure(f"line {call.lineno}: pushes onto `{name}` inside its own loop are unbounded")
             else:
                 total = total + self.previous_push_sites.get(id(call), self.multiplier * self.primary())
-        initial = self.env.get(name, Value()).length
+        # What it held when made (its pushes are counted above, bounded by their guards).
+        initial = self.created_length.get(name, self.env.get(name, Value()).length)
         return total + initial
 
     def _guard_size(self, loop: ast.While, call: ast.Call) -> Cost | None:
@@ -270,6 +329,13 @@ class LoopCosting:
                             base = base.value
                         if isinstance(base, ast.Name):
                             return self.expr_quiet(base).size
+                    if isinstance(test, ast.Compare):
+                        # dist[v] == -1, nd < dist[v]: a table entry set once (or lowered) per key
+                        for operand in [test.left, *test.comparators]:
+                            if isinstance(operand, ast.Subscript) and isinstance(operand.value, ast.Name):
+                                size = self.expr_quiet(operand.value).size
+                                if not size.is_constant():
+                                    return size
         return None
 
     def _key_space(self, test: ast.expr) -> Cost:
@@ -310,3 +376,12 @@ class LoopCosting:
     _expr_SetComp = _comprehension
     _expr_DictComp = _comprehension
     _expr_GeneratorExp = _comprehension
+
+
+def _break_guards(loop: ast.While) -> set[str]:
+    """Names tested by the ``if ...: break`` statements directly in a loop's body."""
+    names: set[str] = set()
+    for statement in loop.body:
+        if isinstance(statement, ast.If) and any(isinstance(s, ast.Break) for s in statement.body):
+            names |= {n.id for n in ast.walk(statement.test) if isinstance(n, ast.Name)}
+    return names

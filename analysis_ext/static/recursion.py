@@ -30,6 +30,7 @@ class RecursionSolving:
         primary: Cost
         calls: dict[Any, tuple[Cost, Cost, Cost, Cost, _Frame]]
         recursion_notes: list[str]
+        _quiet: int
 
         def note(self, cost: Cost, text: str) -> None: ...
         def suggest_once(self, key: str, text: str) -> None: ...
@@ -46,7 +47,12 @@ class RecursionSolving:
         # The same function with the same kinds of arguments costs the same: walk it once.
         key = (id(function), id(target.closure), tuple((a.kind, a.value, a.length, a.size) for a in args))
         if key not in self.calls:
-            self.calls[key] = self._walk_call(caller, target, args)
+            # Walked once, whichever pass of the caller asks first: its notes are the function's, keep them.
+            quiet, self._quiet = self._quiet, 0
+            try:
+                self.calls[key] = self._walk_call(caller, target, args)
+            finally:
+                self._quiet = quiet
         calls, depth, time, space, frame = self.calls[key]
         caller.charge(time)
         if not time.is_constant() and frame.recursive_sites:

@@ -20,7 +20,7 @@ CONTAINERS = {"seq", "set", "dict", "str"}
 class Value:
     """What the walker knows about a value."""
 
-    kind: str = "other"  # int | seq | set | dict | str | iter | function | other
+    kind: str = "other"  # int | seq | set | dict | str | iter | function | module | stdin | stdout | reader | other
     value: Cost = ONE  # an int's magnitude
     length: Cost = ONE  # a container's len()
     size: Cost = ONE  # elements held, nested containers included
@@ -28,12 +28,15 @@ class Value:
     fresh: bool = False  # allocated here (not the caller's input)
     function: ast.FunctionDef | None = None
     closure: dict[str, Value] | None = None
-    module: str = ""  # for kind "module": the imported module's name
+    module: str = ""  # for kind "module": the imported module's name; "reader": what it reads
+    read: bool = False  # read from stdin (a line, its tokens, the numbers in them)
+    lambda_node: ast.Lambda | None = None  # for kind "function" bound to a lambda
 
     def merged(self, other: Value) -> Value:
         kind = self.kind if self.kind != "other" else other.kind
         return Value(kind, self.value + other.value, self.length + other.length, self.size + other.size,
-                     self.element or other.element, self.fresh or other.fresh)  # fmt: skip
+                     self.element or other.element, self.fresh or other.fresh,
+                     read=self.read or other.read)  # fmt: skip
 
 
 @dataclass

@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from analysis_ext.cost import ONE, Cost
+from analysis_ext.static.inputs import InputReading
 from analysis_ext.static.library import CallCosting
 from analysis_ext.static.loops import LoopCosting
 from analysis_ext.static.syntax import (
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from analysis_ext.static.analyzer import StaticAnalyzer
 
 
-class _Walker(LoopCosting, CallCosting):
+class _Walker(LoopCosting, CallCosting, InputReading):
     """Walks one function (or module) body; see the package docstring (``analysis_ext.static``)."""
 
     def __init__(self, analyzer: StaticAnalyzer, env: dict[str, Value], stack: tuple[ast.AST, ...],
@@ -49,6 +50,7 @@ class _Walker(LoopCosting, CallCosting):
         self.push_sites: dict[int, Cost] = {}
         self.previous_push_sites: dict[int, Cost] = {}
         self.created_at: dict[str, Cost] = {}
+        self.created_length: dict[str, Cost] = {}  # a container's length where it was made, before its pushes
         self.local_names: set[str] = set()
 
     # -- bookkeeping ------------------------------------------------------
@@ -131,7 +133,15 @@ class _Walker(LoopCosting, CallCosting):
         self.frame.returns = value if self.frame.returns is None else self.frame.returns.merged(value)
 
     def _stmt_Assign(self, node: ast.Assign) -> None:
-        value = self.expr(node.value)
+        fixed = not isinstance(node.value, ast.ListComp | ast.GeneratorExp) and all(
+            isinstance(t, ast.Tuple | ast.List) and not any(isinstance(e, ast.Starred) for e in t.elts)
+            for t in node.targets
+        )
+        saved, self.unpacked_reads = self.unpacked_reads, fixed
+        try:
+            value = self.expr(node.value)
+        finally:
+            self.unpacked_reads = saved
         for target in node.targets:
             self._bind(target, value, node.value)
 
@@ -181,6 +191,7 @@ class _Walker(LoopCosting, CallCosting):
         if isinstance(target, ast.Name):
             if value.fresh and value.kind in CONTAINERS:
                 self.created_at[target.id] = self.multiplier
+                self.created_length[target.id] = value.length
                 grown = self.grown.get(target.id)
                 if grown is not None:
                     value = replace(value, length=value.length + grown, size=value.size + grown)
@@ -347,11 +358,11 @@ class _Walker(LoopCosting, CallCosting):
         return Value("str", fresh=True)
 
     def _expr_Lambda(self, node: ast.Lambda) -> Value:
-        return Value("function")
+        return Value("function", lambda_node=node)
 
     def _expr_Attribute(self, node: ast.Attribute) -> Value:
-        self.expr(node.value)
-        return Value()
+        base = self.expr(node.value)
+        return self.stdin_attribute(base, node.attr) or Value()
 
     def _expr_Starred(self, node: ast.Starred) -> Value:
         return self.expr(node.value)
@@ -411,13 +422,39 @@ class _Walker(LoopCosting, CallCosting):
                 for keyword in node.keywords:
                     self.expr(keyword.value)
                 return self.analyzer.call(self, target, node, args)
+            if target is not None and target.kind == "reader":
+                return self.call_reader(target)
+            if target is not None and target.kind == "module" and target.module and name not in ("input", "open"):
+                return self._module_function(node, name, target.module)  # from math import gcd
+            if target is not None and target.lambda_node is not None:
+                return self._call_lambda(node, target.lambda_node)
+            if name == "input" and (target is None or target.kind != "function"):
+                return self.call_reader(Value("reader", module="line"))
             return self._builtin(node, name)
         if receiver is not None:
             base = self.expr(receiver)
             if base.kind == "module":
                 return self._module_function(node, name, base.module)
+            if base.kind in ("stdin", "stdout") or base.read:
+                found = self.stdin_method(node, name, base)
+                if found is not None:
+                    return found
             return self._method(node, name, base, name_of(receiver))
         self.expr(node.func)
         for a in node.args:
             self.expr(a)
         return Value()
+
+    def _call_lambda(self, node: ast.Call, function: ast.Lambda) -> Value:
+        """A lambda's body with its parameters bound to the call's arguments (``I = lambda: int(input())``)."""
+        args = [self.expr(a) for a in node.args]
+        params = [a.arg for a in function.args.args]
+        saved = {p: self.env[p] for p in params if p in self.env}
+        for param, value in zip(params, args, strict=False):
+            self.env[param] = value
+        try:
+            return self.expr(function.body)
+        finally:
+            for param in params:
+                self.env.pop(param, None)
+            self.env.update(saved)
