@@ -112,7 +112,7 @@ def classify(series: dict[str, list[dict[str, float]]], arg: str) -> EmpiricalRe
         values = [p[key] for p in points]
         if key == "memory" and max(values, default=0) < 512:
             return Fit("O(1)", 0.8, 0.0, 1.0) if len(values) >= 4 else None
-        return fit([p[axis] for p in points], values, floor=1e-9 if key == "time" else 64)
+        return fit([p[axis] for p in points], values, floor=1e-9 if key == "time" else 64, asymptotic=key == "time")
 
     notes: list[str] = []
     if arg == "two_lists":

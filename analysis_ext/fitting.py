@@ -54,8 +54,12 @@ def _polynomial_class(slope: float) -> tuple[str, float]:
     return "O(n^3)", min(1.0, max(0.0, (slope - 2.5) / 0.5))
 
 
-def fit(sizes: Sequence[float], costs: Sequence[float], floor: float = 1e-9) -> Fit | None:
-    """The class that best explains ``costs`` measured at ``sizes``; None with too few points."""
+def fit(sizes: Sequence[float], costs: Sequence[float], floor: float = 1e-9, asymptotic: bool = False) -> Fit | None:
+    """The class that best explains ``costs`` measured at ``sizes``; None with too few points.
+
+    ``asymptotic`` reads the slope on the upper half of the grown sizes (times, whose
+    small sizes still carry the call's fixed overhead).
+    """
     points = sorted((float(n), max(float(c), floor)) for n, c in zip(sizes, costs, strict=True) if n > 0)
     if len(points) < 4 or points[-1][0] / points[0][0] < 4:
         return None
@@ -72,6 +76,11 @@ def fit(sizes: Sequence[float], costs: Sequence[float], floor: float = 1e-9) -> 
     grown_ns, grown_ys = ns[start:], ys[start:]
     if len(grown_ns) < 3:
         grown_ns, grown_ys = ns[-3:], ys[-3:]
+    # The growth is what the largest sizes show: where the grown part spans a wide range, the slope is
+    # read on its upper half (in log n), past the sizes where the call's fixed overhead still shows.
+    upper = grown_ns >= math.sqrt(grown_ns[0] * grown_ns[-1])
+    if asymptotic and grown_ns[-1] / grown_ns[0] >= 16 and int(upper.sum()) >= 4:
+        grown_ns, grown_ys = grown_ns[upper], grown_ys[upper]
     log_y = np.log(grown_ys)
     poly_slope, poly_r2 = _line(np.log(grown_ns), log_y)
     if grown_ns[-1] <= 64:

@@ -36,6 +36,7 @@ class AnalyzeHandler(CodeRemoteAPIHandler):
                     duration_ms=result.duration_ms,
                     code=code,
                     kernel_id=result.kernel_id,
+                    usage=result.usage,
                 )
             return result
 

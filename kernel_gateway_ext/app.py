@@ -29,7 +29,7 @@ from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL, SandboxedKernelSpecMa
 from kernel_gateway_ext.service_mode import ServiceServerApp
 from kernel_images.runtime import Runtime, RuntimeMissingError, build
 from provisioner import GVisorProvisioner
-from provisioner.runsc import INSTALL_HINT
+from provisioner.runsc import INSTALL_HINT, RunscTooOldError, check_version
 from snippets.handlers import default_handlers as snippet_handlers
 from snippets.store import SnippetStore
 
@@ -133,6 +133,14 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
     def initialize_settings(self) -> None:
         assert self.serverapp is not None
         provisioner = self._provisioner()
+        runsc = shutil.which(provisioner.runsc_path)
+        if runsc is not None:
+            try:
+                check_version(runsc)
+            except RunscTooOldError as e:
+                # Refuse to start rather than serve sandboxes on a gVisor this service does not support.
+                self.log.critical("%s", e)
+                raise SystemExit(1) from None
         if self.build_runtime:
             try:
                 Runtime.load(provisioner.runtime_dir)
@@ -150,6 +158,9 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
             parent=self,
             connection_dir=self.serverapp.runtime_dir,
             kernel_spec_manager=SandboxedKernelSpecManager(parent=self),
+            # The server's kind of kernel manager (execution state, activity), so that api/kernels
+            # can adopt a warm pool kernel as one of its own.
+            kernel_manager_class="jupyter_server.services.kernels.kernelmanager.ServerKernelManager",
         )
         metrics = Metrics()
         pool = KernelPool(parent=self, kernel_manager=kernel_manager, metrics=metrics)
@@ -199,6 +210,8 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         )
 
     async def stop_extension(self) -> None:
+        if "coderemote_execution" not in self.settings:
+            return  # the extension failed to load: nothing of it was started
         await self.settings["coderemote_execution"].shutdown()
         await self.settings["coderemote_rate_limiter"].stop()
         await self.settings["coderemote_history"].stop()

@@ -77,6 +77,8 @@ class ExecutionResult:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None
     duration_ms: float = 0.0
+    # What the run cost, from the sandbox's cgroup: {cpu_ms, peak_memory_bytes, wall_ms} (null when unreadable).
+    usage: dict[str, float | int | None] = field(default_factory=dict)
     kernel_id: str = ""  # the sandbox's kernel, for the history (not part of the answer)
 
     def to_dict(self) -> dict[str, Any]:
@@ -308,13 +310,31 @@ class ExecutionService(LoggingConfigurable):
     ) -> tuple[ExecutionResult, str]:
         """Run one execution; also say what became of the kernel: ok, stuck or dead."""
         result = ExecutionResult(execution_id=uuid.uuid4().hex, kernel_id=sandbox.kernel_id)
+        provisioner = self._provisioner(sandbox.kernel_id)
+        if provisioner is not None:
+            provisioner.reset_peak()
+        cpu_before = provisioner.usage()[0] if provisioner is not None else None
         started = time.monotonic()
         try:
             collector = _Collector(result, on_output, self.max_output_bytes)
             state = await self._exchange(sandbox.kernel_id, sandbox.client, request, timeout, collector)
         finally:
             result.duration_ms = round((time.monotonic() - started) * 1000, 3)
+            cpu_after, peak = provisioner.usage() if provisioner is not None else (None, None)
+            cpu_ms = (cpu_after - cpu_before) / 1e6 if cpu_after is not None and cpu_before is not None else None
+            result.usage = {
+                "cpu_ms": round(cpu_ms, 3) if cpu_ms is not None else None,
+                "peak_memory_bytes": peak,
+                "wall_ms": result.duration_ms,
+            }
         return result, state
+
+    def _provisioner(self, kernel_id: str) -> Any:
+        """The sandbox's provisioner, when it can say what a run cost (the gVisor one can)."""
+        if kernel_id not in self._km:
+            return None
+        provisioner = self._km.get_kernel(kernel_id).provisioner
+        return provisioner if hasattr(provisioner, "usage") and hasattr(provisioner, "reset_peak") else None
 
     async def _exchange(
         self, kernel_id: str, client: Any, request: ExecutionRequest, timeout: float, collector: _Collector

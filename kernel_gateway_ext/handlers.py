@@ -128,6 +128,7 @@ class ExecuteHandler(CodeRemoteAPIHandler):
                 duration_ms=result.duration_ms,
                 code=request.code,
                 kernel_id=result.kernel_id,
+                usage=result.usage,
             )
 
 

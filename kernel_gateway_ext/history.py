@@ -103,6 +103,7 @@ class History(LoggingConfigurable):
         code: str | None,
         kernel_id: str | None,
         fingerprint: tuple[int, bytes] | None = None,
+        usage: dict[str, Any] | None = None,
     ) -> None:
         """Queue one execution's row; returns at once and never raises.
 
@@ -124,6 +125,8 @@ class History(LoggingConfigurable):
                     "code_sha256": digest,
                     "kernel_id": kernel_id[:64] if kernel_id else None,
                     "code": storable(code) if self.keep_code and code is not None else None,
+                    "cpu_ms": (usage or {}).get("cpu_ms"),
+                    "peak_memory_bytes": (usage or {}).get("peak_memory_bytes"),
                 }
             )
         except asyncio.QueueFull:
@@ -211,6 +214,11 @@ def _row_dict(row: Any) -> dict[str, Any]:
         "code_sha256": bytes(row["code_sha256"]).hex(),
         "kernel_id": row["kernel_id"],
         "code": row["code"],
+        "usage": {
+            "cpu_ms": row["cpu_ms"],
+            "peak_memory_bytes": row["peak_memory_bytes"],
+            "wall_ms": row["duration_ms"],
+        },
     }
 
 

@@ -155,6 +155,21 @@ class KernelPool(LoggingConfigurable):
             self._starting_for[owner] -= 1
             await self._done_starting()
 
+    def take_idle(self) -> Any:
+        """A never-used kernel's manager for another manager to adopt (``api/kernels``), or None; the pool refills.
+
+        The caller takes over the kernel: it leaves this pool's manager (``kernel_manager.remove_kernel``)
+        and its readiness client is stopped, so the pool neither counts nor destroys it again.
+        """
+        if not self._idle or self._stopping:
+            return None
+        sandbox = self._idle.popleft()
+        sandbox.client.stop_channels()
+        kernel = self.kernel_manager.remove_kernel(sandbox.kernel_id)
+        self.metrics.pool_hits.inc()
+        self._refill_needed.set()
+        return kernel
+
     def release(self, sandbox: Sandbox) -> None:
         """Destroy a sandbox in the background; its capacity returns once it is gone."""
         self._background(self._destroy(sandbox))

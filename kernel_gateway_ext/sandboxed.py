@@ -18,8 +18,10 @@ from typing import Any, Protocol, cast
 from jupyter_client.jsonutil import json_default
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 from jupyter_client.provisioning.factory import KernelProvisionerFactory
+from jupyter_server._tz import utcnow
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.prometheus.metrics import KERNEL_CURRENTLY_RUNNING_TOTAL
 from jupyter_server.services.kernels.handlers import MainKernelHandler
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server.services.sessions.handlers import SessionHandler, SessionRootHandler
@@ -203,12 +205,42 @@ class SandboxedMappingKernelManager(AsyncMappingKernelManager):  # type: ignore[
             check_room(self.limits, owner)
         self._starting[owner] += 1
         try:
-            started: str = await super().start_kernel(**kwargs)
+            started: str = self._adopt_from_pool(name) or await super().start_kernel(**kwargs)
         finally:
             self._starting[owner] -= 1
         self._owners[started] = owner
         self._watch_runs(started)
         return started
+
+    def _adopt_from_pool(self, kernel_name: str) -> str | None:
+        """A warm, never-used kernel of the REST pool, taken over as one of ours; None if there is none.
+
+        It was started from the same kernelspec by a manager of the same kind
+        (``ServerKernelManager``), and is idle: what ``super().start_kernel``
+        does after the launch is done here, so it is watched, culled, counted
+        and restarted like a kernel started for the request.
+        """
+        take_idle = getattr(self.limits, "take_idle", None)
+        if take_idle is None or kernel_name != getattr(self.limits, "kernel_name", None):
+            return None
+        kernel = take_idle()
+        if kernel is None:
+            return None
+        kernel_id: str = kernel.kernel_id
+        kernel.parent = self
+        self._kernels[kernel_id] = kernel
+        self._kernel_connections[kernel_id] = 0
+        kernel.execution_state, kernel.reason, kernel.last_activity = "idle", "", utcnow()
+        self._kernel_ports[kernel_id] = kernel.ports
+        self.start_watching_activity(kernel_id)
+        self.add_restart_callback(kernel_id, lambda: self._handle_kernel_died(kernel_id), "dead")
+        if kernel.autorestart:
+            kernel.start_restarter()
+        KERNEL_CURRENTLY_RUNNING_TOTAL.labels(type=kernel.kernel_name).inc()
+        if not self._initialized_culler:
+            self.initialize_culler()
+        self.log.info("Kernel %s: a warm sandbox from the pool", kernel_id)
+        return kernel_id
 
     def _watch_runs(self, kernel_id: str) -> None:
         """Time each busy spell of the kernel (each request) from its first status message."""

@@ -45,10 +45,11 @@ class _Cell:
     """What the history needs of a cell sent to the kernel, until its execute_reply:
     the code's size and SHA-256, and the code itself only when the history keeps code."""
 
-    __slots__ = ("started", "fingerprint", "code")
+    __slots__ = ("started", "fingerprint", "code", "cpu_ns")
 
-    def __init__(self, code: str, keep_code: bool) -> None:
+    def __init__(self, code: str, keep_code: bool, cpu_ns: int | None = None) -> None:
         self.started = time.monotonic()
+        self.cpu_ns = cpu_ns  # the sandbox's CPU time when the cell was sent (queued cells count their wait)
         self.fingerprint = History.fingerprint(code)
         self.code = code if keep_code else None
 
@@ -138,7 +139,7 @@ class NoDelayWebsocketConnection(ZMQChannelsWebsocketConnection):  # type: ignor
         if request is not None and history is not None and history.available:
             header, code = request
             cells = self._cells()
-            cells[str(header.get("msg_id", ""))] = _Cell(code, history.keep_code)
+            cells[str(header.get("msg_id", ""))] = _Cell(code, history.keep_code, self._usage()[0])
             while len(cells) > MAX_PENDING_CELLS:
                 cells.popitem(last=False)
         super().handle_incoming_message(incoming_msg)
@@ -189,17 +190,29 @@ class NoDelayWebsocketConnection(ZMQChannelsWebsocketConnection):  # type: ignor
             if cell is None or history is None:
                 return
             status = self.session.unpack(frames[4]).get("status", "ok")
+            duration_ms = round((time.monotonic() - cell.started) * 1000, 3)
+            cpu_ns, peak = self._usage()
+            cpu_ms = round((cpu_ns - cell.cpu_ns) / 1e6, 3) if cpu_ns is not None and cell.cpu_ns is not None else None
             history.record(
                 user=self._owner,
                 source="websocket",
                 status=status if isinstance(status, str) else "error",
-                duration_ms=round((time.monotonic() - cell.started) * 1000, 3),
+                duration_ms=duration_ms,
                 code=cell.code,
                 kernel_id=self.kernel_id,
                 fingerprint=cell.fingerprint,
+                usage={"cpu_ms": cpu_ms, "peak_memory_bytes": peak, "wall_ms": duration_ms},
             )
         except Exception as e:
             self.log.warning("Could not record a cell of kernel %s in the history: %s", self.kernel_id, e)
+
+    def _usage(self) -> tuple[int | None, int | None]:
+        """(CPU ns, peak memory bytes) of the kernel's sandbox, when its provisioner can tell."""
+        provisioner = getattr(self.kernel_manager, "provisioner", None)
+        try:
+            return provisioner.usage() if provisioner is not None and hasattr(provisioner, "usage") else (None, None)
+        except Exception:
+            return None, None
 
     def on_kernel_restarted(self) -> None:
         provisioner = getattr(self.kernel_manager, "provisioner", None)

@@ -7,13 +7,16 @@ itself, sets the limit there and reads ``oom_kill`` before removing it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import signal
 from pathlib import Path
 
 from provisioner import paths
 
 V1_MEMORY = Path("/sys/fs/cgroup/memory")
+V1_CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 V2_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -66,6 +69,46 @@ class MemoryCgroup:
         except OSError:
             pass
         return self._oom_killed
+
+    def cpu_ns(self) -> int | None:
+        """CPU time the sandbox (sentry, gofer and user code) has used so far, ns; None if unreadable."""
+        try:
+            if self.v2:
+                for line in (self.path / "cpu.stat").read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "usage_usec":
+                        return int(value) * 1000
+                return None
+            # runsc makes the same cgroupsPath in the cpuacct hierarchy.
+            cpuacct = paths.child(paths.child(V1_CPUACCT, self.group), self.name)
+            return int((cpuacct / "cpuacct.usage").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def peak_bytes(self) -> int | None:
+        """Most memory the sandbox held since it started or since ``reset_peak``, bytes; None if unreadable."""
+        try:
+            return int((self.path / ("memory.peak" if self.v2 else "memory.max_usage_in_bytes")).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def reset_peak(self) -> None:
+        """Start a new peak (cgroup v1, and v2 on Linux 6.12+; elsewhere the peak stays since the start)."""
+        try:
+            (self.path / ("memory.peak" if self.v2 else "memory.max_usage_in_bytes")).write_text("0")
+        except OSError:
+            pass
+
+    def kill_all(self) -> int:
+        """SIGKILL every host process in the cgroup (all of them are the sandbox's); how many there were."""
+        try:
+            pids = [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return 0
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return len(pids)
 
     def remove(self) -> None:
         _ = self.oom_killed

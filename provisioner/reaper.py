@@ -30,9 +30,10 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
-def write_owner(kernel_dir: Path) -> None:
+def write_owner(kernel_dir: Path, role: str = "kernel") -> None:
+    """Mark the folder as this process's (``role``: a kernel's sandbox, or a zygote being checkpointed)."""
     pid = os.getpid()
-    (kernel_dir / OWNER_FILE).write_text(json.dumps({"pid": pid, "start": _start_time(pid)}))
+    (kernel_dir / OWNER_FILE).write_text(json.dumps({"pid": pid, "start": _start_time(pid), "role": role}))
 
 
 def _owner_alive(kernel_dir: Path) -> bool:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import os
+import re
 import shutil
 import subprocess
 import threading
@@ -12,11 +15,50 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-INSTALL_HINT = "install gVisor's runsc (Debian/Ubuntu: `apt-get install -y runsc`)"
+# The oldest runsc supported: its systrap platform, and checkpoint/restore that is maintained.
+MIN_VERSION = 20240729
+INSTALL_HINT = (
+    f"install gVisor's runsc {MIN_VERSION} or newer (`sh scripts/install-runsc` from the source tree; by hand: "
+    "Debian 13 `apt-get install -y runsc`, Debian 12 `apt-get install -y -t bookworm-backports runsc` "
+    "after adding the bookworm-backports suite)"
+)
 
 
 class RunscMissingError(RuntimeError):
     """runsc is not installed; sandboxed kernels cannot start (there is no fallback)."""
+
+
+class RunscTooOldError(RunscMissingError):
+    """runsc is older than MIN_VERSION."""
+
+
+@functools.lru_cache(maxsize=8)
+def _version_of(path: str, mtime_ns: int) -> int | None:
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    # "runsc version 0.0~20240729.0" (Debian), "runsc version release-20240729.0" (gVisor's builds)
+    match = re.search(r"(?<!\d)(20\d{6})(?!\d)", out)
+    return int(match.group(1)) if match else None
+
+
+def runsc_version(path: str) -> int | None:
+    """The release date of the runsc at ``path`` (e.g. 20240729); None when it does not say."""
+    try:
+        return _version_of(path, os.stat(path).st_mtime_ns)
+    except OSError:
+        return None
+
+
+def check_version(path: str) -> None:
+    """Raise RunscTooOldError for a runsc older than MIN_VERSION (one that does not say is let through)."""
+    version = runsc_version(path)
+    if version is not None and version < MIN_VERSION:
+        raise RunscTooOldError(
+            f"cannot start a sandboxed kernel: {path} is runsc {version}, older than the oldest supported, "
+            f"{MIN_VERSION}; {INSTALL_HINT}"
+        )
 
 
 @dataclass(frozen=True)
@@ -25,13 +67,14 @@ class Runsc:
 
     executable: str
     state_dir: Path
-    platform: str = "ptrace"
+    platform: str = "systrap"
 
     @classmethod
     def find(cls, name: str, state_dir: Path, platform: str) -> Runsc:
         path = shutil.which(name)
         if path is None:
             raise RunscMissingError(f"cannot start a sandboxed kernel: '{name}' was not found; {INSTALL_HINT}")
+        check_version(path)
         return cls(path, state_dir, platform)
 
     def command(self, *args: str) -> list[str]:
@@ -70,8 +113,8 @@ class Runsc:
         await self.run("delete", "--force", container_id)
 
     # Synchronous forms, for start-up reaping outside an event loop.
-    def run_sync(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.command(*args), capture_output=True, text=True, timeout=30, check=False)
+    def run_sync(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(*args), capture_output=True, text=True, timeout=timeout, check=False)
 
     def list_sync(self) -> list[str]:
         result = self.run_sync("list", "--format=json")

@@ -131,6 +131,8 @@ class Execution(Base):
     code_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
     kernel_id: Mapped[str | None] = mapped_column(String(64))
     code: Mapped[str | None] = mapped_column(Text)  # only with History.keep_code
+    cpu_ms: Mapped[float | None] = mapped_column(Double)  # from the sandbox's cgroup, when it could be read
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,6 +146,7 @@ class Execution(Base):
             "code_sha256": self.code_sha256.hex(),
             "kernel_id": self.kernel_id,
             "code": self.code,
+            "usage": {"cpu_ms": self.cpu_ms, "peak_memory_bytes": self.peak_memory_bytes, "wall_ms": self.duration_ms},
         }
 
 

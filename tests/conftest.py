@@ -130,11 +130,13 @@ def running_sandboxes(owner_pid: int | None = None) -> list[str]:
     ids = [line for line in out.split() if line.startswith("cr-")]
     if owner_pid is None:
         return ids
-    return [c for c in ids if _owner_pid(state / "kernels" / c) == owner_pid]
+    # A zygote being checkpointed (for a configuration a test used) is not one of the process's kernels.
+    return [c for c in ids if _owner(state / "kernels" / c) == (owner_pid, "kernel")]
 
 
-def _owner_pid(kernel_dir: Path) -> int | None:
+def _owner(kernel_dir: Path) -> tuple[int, str] | None:
     try:
-        return int(json.loads((kernel_dir / "owner.json").read_text())["pid"])
+        owner = json.loads((kernel_dir / "owner.json").read_text())
+        return int(owner["pid"]), owner.get("role", "kernel")
     except (OSError, ValueError, KeyError):
         return None

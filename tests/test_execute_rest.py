@@ -36,6 +36,21 @@ async def test_print_runs_in_gvisor_as_non_root(execute: Execute) -> None:
     assert result["outputs"][0] == {"output_type": "stream", "name": "stdout", "text": result["stdout"]}
 
 
+async def test_usage_is_read_from_the_sandbox_cgroup(execute: Execute) -> None:
+    """CPU time and peak memory of the run itself: a busy loop costs CPU, 150 MB held shows in the peak."""
+    idle = await execute("x = 1")
+    busy = await execute(
+        "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end:\n    pass\n"
+        "block = bytearray(150 * 1024 * 1024)\nblock[::4096] = b'x' * len(block[::4096])\n"
+    )
+    assert busy["status"] == "ok", busy
+    for result in (idle, busy):
+        assert set(result["usage"]) == {"cpu_ms", "peak_memory_bytes", "wall_ms"}
+        assert result["usage"]["wall_ms"] == result["duration_ms"]
+    assert busy["usage"]["cpu_ms"] >= 300 > idle["usage"]["cpu_ms"] >= 0
+    assert busy["usage"]["peak_memory_bytes"] >= 150 * 1024 * 1024 > idle["usage"]["peak_memory_bytes"] > 0
+
+
 async def test_stderr_and_execute_result(execute: Execute) -> None:
     result = await execute("import sys\nprint('to err', file=sys.stderr)\n6 * 7")
     assert result["status"] == "ok"

@@ -69,6 +69,7 @@ def test_rest_runs_are_recorded_without_code(server: CodeRemoteServer) -> None:
     assert older["code_sha256"] == sha256(code) and older["code_bytes"] == len(code.encode())
     assert older["code"] is None
     assert older["kernel_id"] and 0 < older["duration_ms"] <= result["duration_ms"] + 1
+    assert older["usage"] == result["usage"] and older["usage"]["cpu_ms"] is not None
     assert datetime.fromisoformat(older["created_at"]) <= datetime.fromisoformat(newest["created_at"])
     only_errors = executions(server, "alice", "?status=error")[1]
     assert only_errors["total"] == 1 and only_errors["executions"][0]["status"] == "error"
@@ -95,6 +96,7 @@ async def test_websocket_cells_are_recorded(server: CodeRemoteServer) -> None:
     cell = by_code[sha256("x = 6 * 7")]
     assert cell["source"] == "websocket" and cell["status"] == "ok" and cell["kernel_id"] == kernel["id"]
     assert cell["code"] is None and cell["duration_ms"] > 0
+    assert cell["usage"]["cpu_ms"] is not None and cell["usage"]["peak_memory_bytes"] > 0
     assert by_code[sha256("raise ValueError('no')")]["status"] == "error"
 
 

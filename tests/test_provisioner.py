@@ -17,7 +17,7 @@ from traitlets.config import Config
 
 from provisioner import GVisorProvisioner
 from provisioner.cgroup import MemoryCgroup, group_for
-from provisioner.runsc import RunscMissingError
+from provisioner.runsc import Runsc, RunscMissingError, RunscTooOldError
 from tests.conftest import running_sandboxes
 
 
@@ -139,7 +139,7 @@ async def test_missing_runsc_fails_clearly_and_leaves_nothing() -> None:
     config = Config({"GVisorProvisioner": {"runsc_path": "runsc-not-installed"}})
     km = AsyncKernelManager(kernel_name="python3-sandboxed", config=config)
     before = set(os.listdir(Path(GVisorProvisioner().state_dir) / "kernels"))
-    with pytest.raises(RunscMissingError, match=r"apt-get install -y runsc"):
+    with pytest.raises(RunscMissingError, match=r"install-runsc"):
         await km.start_kernel()
     assert set(os.listdir(Path(GVisorProvisioner().state_dir) / "kernels")) <= before
 
@@ -173,3 +173,40 @@ async def test_environment_is_an_allow_list() -> None:
             "TERM",
             "PYDEVD_USE_FRAME_EVAL",
         }
+
+
+def _stub_runsc(folder: Path, version_line: str) -> Path:
+    """A stand-in for an installed runsc that only answers ``--version`` (no sandbox is ever run by it)."""
+    stub = folder / "runsc"
+    stub.write_text(f"#!/bin/sh\necho '{version_line}'\n")
+    stub.chmod(0o755)
+    return stub
+
+
+@pytest.mark.parametrize(
+    ("line", "refused"),
+    [
+        ("runsc version 0.0~20221219.0", True),
+        ("runsc version 0.0~20240729.0", False),
+        ("runsc version release-20250512.0", False),
+        ("runsc version custom-build", False),
+    ],
+)
+def test_an_older_runsc_is_refused(tmp_path: Path, line: str, refused: bool) -> None:
+    stub = _stub_runsc(tmp_path, line)
+    if refused:
+        with pytest.raises(RunscTooOldError, match=r"20221219, older than the oldest supported, 20240729"):
+            Runsc.find(str(stub), tmp_path, "systrap")
+    else:
+        assert Runsc.find(str(stub), tmp_path, "systrap").executable == str(stub)
+
+
+def test_the_service_does_not_start_on_an_older_runsc(tmp_path: Path) -> None:
+    stub = _stub_runsc(tmp_path, "runsc version 0.0~20221219.0")
+    result = subprocess.run(
+        ["jupyter", "coderemote", f"--GVisorProvisioner.runsc_path={stub}", "--port=0", "--no-browser",
+         f"--SnippetStore.data_dir={tmp_path / 'data'}", "--KernelPool.size=0"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "older than the oldest supported" in result.stderr and "bookworm-backports" in result.stderr

@@ -510,6 +510,34 @@ def measure_websockets(ours: Server, stock: Server, runs: int, results: Results)
             results.add(key, values)
 
 
+def wait_for_pool(server: Server, idle: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, health = server.api("GET", "/api/coderemote/health")
+        if status == 200 and health.get("pool", {}).get("idle", 0) >= idle:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the pool of {server.label} did not refill to {idle}")
+
+
+def measure_kernel_starts(ours: Server, stock: Server, runs: int, results: Results) -> None:
+    """POST api/kernels to its kernel_info_reply over the websocket: ours from the warm pool, stock's local."""
+    print(f"[5] POST api/kernels to kernel_info_reply, {runs} runs each (ours: pool refilled before each)", flush=True)
+    for key, server in (("kernel_start_ready.ours.sandboxed", ours), ("kernel_start_ready.stock.python3", stock)):
+        samples = []
+        for _ in range(runs):
+            if server is ours:
+                wait_for_pool(ours, 1)
+            started = time.perf_counter()
+            ks = KernelSocket(server, key, None if server is ours else PLAIN)
+            ks.ws.settimeout(START_TIMEOUT)
+            ks.wait_ready()
+            samples.append(time.perf_counter() - started)
+            ks.close()
+            server.api("DELETE", f"/api/kernels/{ks.kernel_id}")
+        results.add(key, samples)
+
+
 def measure_servers(args: argparse.Namespace, results: Results, workdir: Path, servers: list[Server]) -> None:
     ours, stock = coderemote_server(workdir), stock_server(workdir)
     servers += [ours, stock]
@@ -522,6 +550,7 @@ def measure_servers(args: argparse.Namespace, results: Results, workdir: Path, s
     check_stock(stock)
     measure_http_execute(ours, args.http_runs, args.fresh_runs, results)
     measure_websockets(ours, stock, args.ws_runs, results)
+    measure_kernel_starts(ours, stock, args.fresh_runs, results)
 
 
 # --------------------------------------------------------------------------- sandboxes left behind
@@ -580,6 +609,7 @@ def build_table(results: Results) -> None:
     add("4 websocket first output", "ws_first_output.ours.sandboxed", "ws_first_output.stock.python3")
     add("4 websocket first output", "ws_first_output.ours.python3", "ws_first_output.stock.python3")
     add("4 websocket, sandbox cost", "ws_first_output.ours.sandboxed", "ws_first_output.ours.python3")
+    add("5 POST api/kernels -> ready", "kernel_start_ready.ours.sandboxed", "kernel_start_ready.stock.python3")
 
 
 def print_report(results: Results) -> None:

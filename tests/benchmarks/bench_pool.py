@@ -543,13 +543,19 @@ def measure_load_ours(args: argparse.Namespace, workdir: Path, servers: list[Any
 
 
 def install_kernel_gateway(workdir: Path) -> Path | None:
-    """A virtualenv (seeing this environment's packages) with jupyter_kernel_gateway; None if that fails."""
+    """A virtualenv with jupyter_kernel_gateway, ipykernel and its ``python3`` kernelspec; None if that fails.
+
+    The kernelspec is installed into the virtualenv itself: a fresh machine has no
+    ``python3`` spec where the virtualenv's jupyter looks ("No such kernel named python3").
+    """
     venv = workdir / "kg-venv"
+    python = str(venv / "bin" / "python")
     steps = [
         [sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        + ["jupyter_kernel_gateway"],
-    ]
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "jupyter_kernel_gateway",
+         "ipykernel"],
+        [python, "-m", "ipykernel", "install", "--prefix", str(venv), "--name", "python3"],
+    ]  # fmt: skip
     for step in steps:
         try:
             subprocess.run(step, check=True, capture_output=True, text=True, timeout=600)

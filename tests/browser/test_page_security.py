@@ -152,9 +152,9 @@ def test_normal_use_breaks_no_rule_of_the_policy(watched: Any) -> None:
     assert watched.locator("#output table tr").count() == 3
     watched.locator("#output table").scroll_into_view_if_needed()
     watched.shots("plot-and-table")
-    # Where the kernel has nothing (it takes seconds to say so in a comment, hence
-    # last), Monaco's own word completions run in its worker, started from a blob:.
-    set_code(watched, "# zebra_crossing\n# zeb")
+    # Where the kernel has nothing (a path in a string that names no file), Monaco's
+    # own word completions run in its worker, started from a blob:.
+    set_code(watched, "# zebra_crossing\nx = 'zeb")
     watched.keyboard.press("Control+Space")
     watched.wait_for_selector(".suggest-widget .monaco-list-row:has-text('zebra_crossing')", timeout=15_000)
     assert [worker.url for worker in watched.workers if worker.url.startswith("blob:")]

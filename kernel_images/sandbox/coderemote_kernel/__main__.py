@@ -12,7 +12,7 @@ import shutil
 import sys
 
 
-def _prepare_matplotlib() -> None:
+def prepare_matplotlib() -> None:
     # The runtime ships a prebuilt font cache; copying it to the writable
     # config dir spares every kernel a font scan at first import.
     config_dir = os.environ.get("MPLCONFIGDIR")
@@ -24,7 +24,7 @@ def _prepare_matplotlib() -> None:
 def main() -> None:
     from coderemote_kernel import guard, output, threads
 
-    _prepare_matplotlib()
+    prepare_matplotlib()
     threads.install()
     output.budget.limit = int(os.environ.get("CODEREMOTE_OUTPUT_LIMIT", output.budget.limit))
     blocked = os.environ.get("CODEREMOTE_BLOCKED_MODULES", guard.DEFAULT_BLOCKED).split()
@@ -36,9 +36,10 @@ def main() -> None:
     sys.argv += [
         # Plain tracebacks: results are read as text by REST clients and terminals.
         "--InteractiveShell.colors=nocolor",
-        # No sqlite history: nothing outlives the sandbox, and each write is
-        # several syscalls that gVisor makes slow.
-        "--HistoryManager.enabled=False",
+        # History in an in-memory sqlite database: history_request answers
+        # (the kernel protocol's conformance suite asks), nothing is written to
+        # a file, and nothing outlives the sandbox.
+        "--HistoryManager.hist_file=:memory:",
     ]
     IPKernelApp.launch_instance(
         kernel_class="coderemote_kernel.kernel.SandboxKernel",
