@@ -51,7 +51,9 @@ def image_key(runsc: Runsc, spec: SandboxSpec, runtime_path: Path) -> str:
     package = sorted(
         (str(p.relative_to(SANDBOX_PACKAGE_DIR)), p.stat().st_mtime_ns) for p in Path(SANDBOX_PACKAGE_DIR).rglob("*.py")
     )
-    runtime = [(str(runtime_path), _mtime(runtime_path / "pyvenv.cfg"), _mtime(runtime_path / "lib"))]
+    # A package added with `coderemote runtime install` changes site-packages: a new image imports it.
+    site_packages = sorted(runtime_path.glob("lib/python*/site-packages"))
+    runtime = [(str(runtime_path), _mtime(runtime_path / "pyvenv.cfg"), *[_mtime(p) for p in site_packages])]
     payload = json.dumps(
         [runsc_version(runsc.executable), runsc.platform, settings, package, runtime], sort_keys=True, default=str
     )

@@ -129,7 +129,9 @@ def ms(seconds: float) -> float:
 
 
 def coderemote(label: str, workdir: Path, *flags: str) -> Server:
-    return Server(label, ["jupyter", "coderemote", *NO_RATE_LIMITS, *flags], workdir)
+    server = Server(label, ["jupyter", "coderemote", *NO_RATE_LIMITS, *flags], workdir)
+    server.status_path = "/api/coderemote/health"  # the service answers only its documented routes
+    return server
 
 
 def health(server: Server) -> dict[str, Any]:
