@@ -210,7 +210,7 @@ class _Follower:
         if isinstance(value, ast.ListComp | ast.GeneratorExp) and len(value.generators) == 1:
             generator = value.generators[0]
             if self.reads(value.elt) and not generator.ifs and not self.reads(generator.iter):
-                inline, times = self.count_of(generator.iter, generator, depth)
+                inline, times = self.count_of(generator.iter, depth)
                 times = "n" if times == "cases" else times  # a list of values read, not test cases
                 return [*inline, {"kind": "repeat", "times": times, "items": self.expression(value.elt, [], depth)}]
         if self.shape(value, depth) is not None:
@@ -329,7 +329,7 @@ class _Follower:
             return None
         return self.shape(returns[0].value, depth)  # type: ignore[arg-type]
 
-    def count_of(self, iterable: ast.expr, loop: ast.AST, depth: int) -> tuple[list[dict[str, Any]], Any]:
+    def count_of(self, iterable: ast.expr, depth: int) -> tuple[list[dict[str, Any]], Any]:
         """How many times a loop over ``iterable`` runs, as a format count (and the line it reads inline)."""
         if not (isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name) and iterable.func.id == "range"):
             raise _Unreadable(f"line {iterable.lineno}: input is read in a loop that is not over range(...)")
@@ -348,7 +348,7 @@ class _Follower:
 
     def loop(self, node: ast.For, depth: int) -> list[dict[str, Any]]:
         before = self.read_count
-        inline, times = self.count_of(node.iter, node, depth)
+        inline, times = self.count_of(node.iter, depth)
         bound = _count_bound(node.iter.args) if isinstance(node.iter, ast.Call) else None
         named = isinstance(bound, ast.Name) and bound.id in self.first_names and before == 1
         body_reads = any(self.reads(statement) for statement in node.body)

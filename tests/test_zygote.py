@@ -25,7 +25,7 @@ FRESHNESS = (
     "seen = {p: os.path.exists(p) for p in ('/tmp/left-behind', '/workspace/left-behind')}\n"
     "for p in seen:\n    open(p, 'w').write('x')\n"
     "print(json.dumps({'random': random.random(), 'numpy': float(numpy.random.rand()), 'secrets': secrets.token_hex(8),"
-    " 'uuid': str(uuid.uuid4()), 'temp': tempfile.mkstemp()[1], 'seen': seen, 'numpy_loaded_before': True}))"
+    " 'uuid': str(uuid.uuid4()), 'temp': tempfile.mkstemp()[1], 'seen': seen}))"
 )
 
 

@@ -34,12 +34,12 @@ from traitlets.config import Config  # noqa: E402
 from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService  # noqa: E402
 from kernel_gateway_ext.pool import KernelPool  # noqa: E402
 from kernel_gateway_ext.sandboxed import SandboxedKernelSpecManager  # noqa: E402
+from provisioner import GVisorProvisioner  # noqa: E402
 from provisioner.runsc import runsc_version  # noqa: E402
 
 SYSCALLS = (
     "import os, time\nt = time.perf_counter()\nfor _ in range(20000):\n    os.getppid()\nprint(time.perf_counter() - t)"
 )
-ZYGOTE_DIRS = ("/var/lib/coderemote/zygotes",)
 KEYS = ("cold print(1) s", "20k getppid s", "python loop s", "warm print(1) ms")
 PYTHON = "import time\nt = time.perf_counter()\nsum(i * i for i in range(300000))\nprint(time.perf_counter() - t)"
 
@@ -58,7 +58,7 @@ async def sandboxed(platform: str, runs: int, restore: bool) -> dict[str, list[f
             for _ in range(60):
                 await execution.execute(ExecutionRequest(code="print(1)"))
                 await asyncio.sleep(2)
-                if any(glob.glob(f"{d}/*/complete") for d in ZYGOTE_DIRS):
+                if glob.glob(f"{GVisorProvisioner().zygote_dir}/*/complete"):
                     break
         for _ in range(runs):
             started = time.perf_counter()
