@@ -19,11 +19,24 @@ from snippets.postgres import EmbeddedPostgres
 from snippets.store import create_database
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
+SERVER_LOG_TAIL = 6000  # bytes of a service's log shown when a test using it fails
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if shutil.which("runsc") is None:
         raise pytest.UsageError("runsc is required: apt-get install -y runsc (the tests never run code unsandboxed)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test that used a running service shows the end of that service's log."""
+    report = yield
+    server = getattr(item, "funcargs", {}).get("server")
+    log_path = getattr(server, "log_path", None)
+    if report.failed and isinstance(log_path, Path) and log_path.exists():
+        tail = log_path.read_bytes()[-SERVER_LOG_TAIL:].decode(errors="replace")
+        report.sections.append(("the service's log (its end)", tail))
+    return report
 
 
 @pytest.fixture(autouse=True)

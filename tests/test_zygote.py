@@ -99,6 +99,26 @@ async def test_restored_kernel_is_interrupted_killed_and_removed() -> None:
     assert not kernel_dir.exists()
 
 
+async def test_an_interrupt_before_the_kernel_answers_leaves_it_running() -> None:
+    """An interrupt sent as soon as the start returns (the restored zygote still becoming the kernel) is ignored."""
+    await zygote_ready()
+    km = AsyncKernelManager(kernel_name="python3-sandboxed")
+    await km.start_kernel()
+    kc = km.client()
+    try:
+        assert km.provisioner.restored
+        for _ in range(10):
+            await km.interrupt_kernel()
+            await asyncio.sleep(0.05)
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=60)
+        stdout, reply = await run(kc, "print(6 * 7)")
+        assert reply["status"] == "ok" and stdout == "42\n"
+    finally:
+        kc.stop_channels()
+        await km.shutdown_kernel(now=True)
+
+
 async def test_restored_kernel_keeps_its_limits() -> None:
     """The memory cgroup of its own bundle holds: a run past the limit kills it, reported as OOM."""
     await zygote_ready()

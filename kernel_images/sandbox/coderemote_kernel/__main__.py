@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 
 
@@ -22,6 +23,9 @@ def prepare_matplotlib() -> None:
 
 
 def main() -> None:
+    # Ignored until ipykernel handles it (only while it runs a request): an interrupt
+    # sent while the kernel is still starting has nothing to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from coderemote_kernel import guard, output, threads
 
     prepare_matplotlib()

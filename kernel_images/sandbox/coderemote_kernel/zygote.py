@@ -17,6 +17,7 @@ ports, its limits, its cgroup) comes with its own bundle and connection file.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -76,6 +77,10 @@ def refresh() -> None:
 
 
 def main() -> None:
+    # Until the kernel takes over SIGINT (ipykernel ignores it between requests), an
+    # interrupt finds nothing to interrupt: without this it would end a kernel still
+    # being restored.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     preload()
     with open(READY_FILE, "w") as ready:
         ready.write(str(os.getpid()))
