@@ -1,4 +1,4 @@
-"""``python -m provisioner.subreaper CMD...``: run CMD, reap every orphan it leaves, exit with its status.
+"""``python provisioner/subreaper.py CMD...``: run CMD, reap every orphan it leaves, exit with its status.
 
 ``runsc restore`` exits when its sandbox does, before the sandbox's gofer
 (its child) has been reaped; the orphan then waits for the host's init, which

@@ -29,7 +29,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from kernel_images import SANDBOX_PACKAGE_DIR
-from provisioner import mounts, paths, reaper
+from provisioner import mounts, paths, reaper, subreaper
 from provisioner.bundle import SandboxSpec, prepare_rootfs, write_bundle
 from provisioner.cgroup import MemoryCgroup, group_for
 from provisioner.runsc import LogTail, Runsc, runsc_version
@@ -168,7 +168,9 @@ def restore_command(runsc: Runsc, image: ZygoteImage, bundle: Path, container: s
     """``runsc restore`` in the foreground, under ``provisioner.subreaper``: it lives as long as the
     sandbox, like ``runsc run``, and the sandbox's gofer is reaped as soon as it exits."""
     restore = runsc.command("restore", f"--image-path={image.image}", f"--bundle={bundle}", container)
-    return [sys.executable, "-m", "provisioner.subreaper", *restore]
+    # By its file, isolated and without site: it needs only the standard library, and
+    # importing the provisioner package (jupyter_client, traitlets) would delay every restore.
+    return [sys.executable, "-I", "-S", subreaper.__file__, *restore]
 
 
 def prune(root: Path, keep: str, max_images: int = 0) -> None:

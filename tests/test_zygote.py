@@ -69,6 +69,7 @@ async def test_restored_kernels_are_fresh_and_their_own() -> None:
     await zygote_ready()
     seen = []
     keys = []
+    sessions = []  # the kernel's own session id, in the header of what it sends
     for _ in range(2):
         async with kernel() as (km, kc):
             assert km.provisioner.restored
@@ -76,11 +77,14 @@ async def test_restored_kernels_are_fresh_and_their_own() -> None:
             assert reply["status"] == "ok", reply
             seen.append(json.loads(stdout))
             keys.append(km.session.key)
+            info = await kc.kernel_info(reply=True, timeout=10)
+            sessions.append(info["header"]["session"])
     first, second = seen
     for name in ("random", "numpy", "secrets", "uuid", "temp"):
         assert first[name] != second[name], name
     assert not any(first["seen"].values()) and not any(second["seen"].values())  # no file of another kernel's life
     assert keys[0] != keys[1]  # each has its own HMAC key, from its own connection file
+    assert sessions[0] != sessions[1]  # and its own session, made after the restore
 
 
 async def test_restored_kernel_is_interrupted_killed_and_removed() -> None:

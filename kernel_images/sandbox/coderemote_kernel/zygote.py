@@ -1,7 +1,8 @@
 """The zygote: ``python -m coderemote_kernel.zygote``, checkpointed once, restored for each kernel.
 
 It imports what every kernel imports (ipykernel, IPython, numpy, pandas,
-matplotlib with the inline backend), says it is ready by creating
+matplotlib with the inline backend), loads the kernel's settings
+(``coderemote_kernel.app``), says it is ready by creating
 ``/run/kernel/zygote-ready``, and waits for ``/run/kernel/connection.json``.
 The host checkpoints it while it waits (``runsc checkpoint``). Each new kernel
 is a ``runsc restore`` of that image into its own bundle, whose connection
@@ -34,6 +35,8 @@ PRELOAD = (
     "ipykernel.zmqshell", "ipykernel.debugger", "ipykernel.comm", "ipykernel.control", "ipykernel.heartbeat",
     "ipykernel.iostream", "ipykernel.parentpoller", "ipykernel.subshell_manager", "ipykernel.shellchannel",
     "ipykernel.eventloops", "ipykernel.displayhook", "jupyter_client.session", "zmq.asyncio",
+    "IPython.core.debugger", "IPython.core.oinspect", "IPython.extensions.storemagic", "IPython.utils.wildcard",
+    "pdb", "sqlite3", "faulthandler", "tornado.platform.asyncio",
     "coderemote_kernel.kernel", "coderemote_kernel.output", "coderemote_kernel.threads", "coderemote_kernel.guard",
     # matplotlib without pyplot: pyplot binds the inline backend to the shell when it is first imported,
     # and the shell is made after the restore.
@@ -82,16 +85,16 @@ def main() -> None:
     # being restored.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     preload()
+    from coderemote_kernel.__main__ import kernel_app, start
+
+    app = kernel_app(["-f", CONNECTION_FILE])
     with open(READY_FILE, "w") as ready:
         ready.write(str(os.getpid()))
     while not os.path.exists(CONNECTION_FILE):
         time.sleep(POLL_S)
     open(RESTORED_FILE, "w").close()
     refresh()
-    from coderemote_kernel.__main__ import main as kernel_main
-
-    sys.argv = [sys.argv[0], "-f", CONNECTION_FILE]
-    kernel_main()
+    start(app)
 
 
 if __name__ == "__main__":
