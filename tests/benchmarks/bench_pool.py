@@ -18,8 +18,11 @@ What is measured, and why:
    pool refill competing for the machine's cores. The sandbox start time is
    also read from the server's own histogram ``coderemote_sandbox_start_seconds``
    (sum/count mean, and a p50 interpolated in its buckets) and compared with
-   the p50 of the cold requests' total time measured here. Targets: warm-pool
-   execute p50 <= 60 ms; sandbox cold start p50 <= 1 s.
+   the p50 of the cold requests' total time measured here. The baseline of a
+   cold request, measured in each round after it: a plain unsandboxed local
+   ipykernel (``python3``), from its start to its first reply. Targets:
+   warm-pool execute p50 <= 60 ms; sandbox cold start p50 <= 1 s, and <= that
+   baseline's p50.
 2. Throughput and correctness under load: 8 clients for 60 s, each POSTing in
    a loop a fresh-sandbox execute of ``print(a * b)`` with random ``a`` and
    ``b``, checking that stdout is the product. Counted: completed (answered
@@ -55,6 +58,7 @@ figure.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
@@ -74,7 +78,9 @@ from typing import Any, Protocol
 import websocket
 from bench_execution import (
     NO_RATE_LIMITS,
+    PLAIN,
     START_TIMEOUT,
+    LocalKernels,
     Server,
     jupyter_message,
     list_sandboxes,
@@ -215,6 +221,19 @@ def execute_print(conn: http.client.HTTPConnection, server: Server) -> tuple[flo
     return elapsed, result["duration_ms"] / 1000.0
 
 
+def plain_kernel_start(workdir: Path) -> float:
+    """The cold start's baseline: a plain unsandboxed local ipykernel, from its start to its first reply, s."""
+
+    async def once() -> float:
+        kernels = LocalKernels(workdir)
+        try:
+            return (await kernels.start(PLAIN))[2]
+        finally:
+            await kernels.close()
+
+    return asyncio.run(once())
+
+
 def measure_fresh(args: argparse.Namespace, workdir: Path, servers: list[Any], report: Report) -> None:
     print(f"[1] POST execute print(1), no session: {args.warm_runs} warm-pool, {args.cold_runs} cold; {machine_load()}")
     # The cold server first: a server reaps ownerless sandboxes as it starts,
@@ -228,7 +247,7 @@ def measure_fresh(args: argparse.Namespace, workdir: Path, servers: list[Any], r
         raise RuntimeError(f"the warm pool did not fill within {START_TIMEOUT:.0f} s: {health(warm)}")
     before = {s.label: scrape(s) for s in (warm, cold)}
     runs = {"warm": (warm, args.warm_runs), "cold": (cold, args.cold_runs)}
-    total: dict[str, list[float]] = {"warm": [], "cold": []}
+    total: dict[str, list[float]] = {"warm": [], "cold": [], "plain": []}
     inside: dict[str, list[float]] = {"warm": [], "cold": []}
     unsettled = 0
     conns = {
@@ -248,6 +267,8 @@ def measure_fresh(args: argparse.Namespace, workdir: Path, servers: list[Any], r
                 elapsed, duration = execute_print(conns[label], server)
                 total[label].append(elapsed)
                 inside[label].append(duration)
+            if i < args.cold_runs:
+                total["plain"].append(plain_kernel_start(workdir))
             print(f"    round {i + 1}: " + ", ".join(f"{k} {ms(v[-1]):.0f} ms" for k, v in total.items() if len(v) > i))
     finally:
         for conn in conns.values():
@@ -266,7 +287,7 @@ def record_fresh(
     after: dict[str, dict[str, float]],
     unsettled: int,
 ) -> None:
-    warm, cold = summarize(total["warm"]), summarize(total["cold"])
+    warm, cold, plain = summarize(total["warm"]), summarize(total["cold"]), summarize(total["plain"])
     start = start_histogram(before["cold"], after["cold"])
     refill = start_histogram(before["warm"], after["warm"])
     hits = int(delta(before["warm"], after["warm"], "coderemote_pool_hits_total"))
@@ -275,6 +296,8 @@ def record_fresh(
     figures: dict[str, Any] = {
         "warm_ms": warm,
         "cold_ms": cold,
+        "plain_ipykernel_start_ms": plain,
+        "cold_vs_plain_ipykernel_start": round(cold["p50"] / plain["p50"], 3),
         "warm_server_duration_ms": warm_inside,
         "cold_server_duration_ms": cold_inside,
         "warm_pool_hits": hits,
@@ -288,7 +311,12 @@ def record_fresh(
     report.figures["fresh_sandbox"] = figures
     warm_met = warm["p50"] <= WARM_TARGET_MS
     cold_met = cold["p50"] / 1000 <= COLD_START_TARGET_S
-    report.figures["targets"] = {"warm_execute_p50_le_60ms": warm_met, "sandbox_cold_start_p50_le_1s": cold_met}
+    plain_met = cold["p50"] <= plain["p50"]
+    report.figures["targets"] = {
+        "warm_execute_p50_le_60ms": warm_met,
+        "sandbox_cold_start_p50_le_1s": cold_met,
+        "cold_execute_p50_le_plain_ipykernel_start": plain_met,
+    }
     lines = [
         "[1] POST api/coderemote/execute, print(1), no session (a fresh sandbox each); times in ms",
         f"    {'':<44} {'n':>4} {'p50':>9} {'p99':>9} {'max':>9} | server-side run p50",
@@ -296,6 +324,8 @@ def record_fresh(
         f" {warm['max']:9.1f} | {warm_inside['p50']:.1f}",
         f"    {'empty pool (size=0, cold start each)':<44} {cold['n']:>4.0f} {cold['p50']:9.1f} {cold['p99']:9.1f}"
         f" {cold['max']:9.1f} | {cold_inside['p50']:.1f}",
+        f"    {'plain local ipykernel: start to first reply':<44} {plain['n']:>4.0f} {plain['p50']:9.1f}"
+        f" {plain['p99']:9.1f} {plain['max']:9.1f} | (unsandboxed, no server)",
         f"    warm server: pool hits {hits}, misses {misses} (of {warm['n']:.0f} requests)",
         f"    sandbox cold start, server metric {START_HISTOGRAM} on the cold server:"
         f" mean {start['mean_s']} s, p50 ~{start['p50_s']} s (buckets), n={start['count']}",
@@ -306,6 +336,8 @@ def record_fresh(
         + ("met" if warm_met else "NOT met"),
         f"    target sandbox cold start p50 <= {COLD_START_TARGET_S:.0f} s: {cold['p50'] / 1000:.2f} s measured, "
         f"{start['mean_s']} s server mean: " + ("met" if cold_met else "NOT met"),
+        f"    target cold POST execute p50 <= a plain ipykernel's start: {cold['p50']:.0f} vs {plain['p50']:.0f} ms"
+        f" ({figures['cold_vs_plain_ipykernel_start']:.2f}x): " + ("met" if plain_met else "NOT met"),
     ]
     if unsettled:
         report.notes.append(f"{unsettled} round(s) started before both servers settled within {SETTLE_TIMEOUT:.0f} s")
