@@ -1,7 +1,8 @@
 """What runs inside the sandbox: the restricted kernel launcher (``sandbox/``),
-the ``python3-sandboxed`` kernelspec and the kernel's Python runtime."""
+the ``python3-sandboxed`` kernelspec, the kernel pod template and the kernel's Python runtime."""
 
 from pathlib import Path
 
 SANDBOX_PACKAGE_DIR = Path(__file__).parent / "sandbox"
 KERNELSPECS_DIR = Path(__file__).parent / "kernelspecs"
+KUBERNETES_POD_TEMPLATE = Path(__file__).parent / "kubernetes" / "kernel-pod.yaml"
