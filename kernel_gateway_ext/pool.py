@@ -17,7 +17,6 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from queue import Empty
 from typing import Any
 
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
@@ -26,52 +25,6 @@ from traitlets.config import LoggingConfigurable
 
 from kernel_gateway_ext.metrics import Metrics
 from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL
-
-IOPUB_CHECK = 0.2  # s after a kernel_info reply for its status on IOPub, as jupyter_client waits
-
-
-async def wait_until_ready(client: Any, timeout: float) -> None:
-    """jupyter_client's ``wait_for_ready`` without its closing 0.2 s of IOPub silence.
-
-    The kernel is ready when a kernel_info request has its reply on shell and
-    then its ``idle`` status on IOPub: IOPub is connected, and nothing this
-    wait caused is left on it. (``wait_for_ready`` waits instead until IOPub
-    has been quiet for 0.2 s, which every cold start would pay.) Like it,
-    asks again each second and raises RuntimeError when the kernel dies or the
-    time is up.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        msg_id = client.kernel_info()
-        if await _answered(client, msg_id, min(deadline, time.monotonic() + 1.0)):
-            return
-        if not await client.is_alive():
-            raise RuntimeError("Kernel died before replying to kernel_info")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
-
-
-async def _answered(client: Any, msg_id: str, until: float) -> bool:
-    """Whether the request ``msg_id`` had its reply before ``until`` and its idle status right after."""
-    if await _message_for(client.get_shell_msg, msg_id, until) is None:
-        return False
-    idle = await _message_for(client.get_iopub_msg, msg_id, time.monotonic() + IOPUB_CHECK, "idle")
-    return idle is not None
-
-
-async def _message_for(
-    get: Callable[..., Any], msg_id: str, until: float, state: str | None = None
-) -> dict[str, Any] | None:
-    """The next message from ``get`` answering ``msg_id`` (a status of ``state``, if given); None past ``until``."""
-    while True:
-        try:
-            msg: dict[str, Any] = await get(timeout=max(0.0, until - time.monotonic()))
-        except Empty:
-            return None
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue  # an earlier attempt's
-        if state is None or msg["content"].get("execution_state") == state:
-            return msg
 
 
 class SandboxUnavailableError(RuntimeError):
@@ -262,7 +215,10 @@ class KernelPool(LoggingConfigurable):
         client = kernel.client()
         client.start_channels()
         try:
-            await wait_until_ready(client, self.start_timeout)
+            # (Its closing 0.2 s of quiet on IOPub also gives the stdin channel, which
+            # cannot be checked, time to connect: an input_request the kernel sent
+            # before then would be dropped.)
+            await client.wait_for_ready(timeout=self.start_timeout)
         except RuntimeError as e:  # died or never answered while starting
             tail = getattr(kernel.provisioner, "log_tail", lambda: "")()
             client.stop_channels()
