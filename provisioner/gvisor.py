@@ -19,7 +19,7 @@ from typing import Any
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
-from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Integer, List, Unicode, default
 
 from kernel_images import SANDBOX_PACKAGE_DIR
 from kernel_images.runtime import Runtime, default_runtime_dir
@@ -37,6 +37,7 @@ from provisioner.bundle import (
     SANDBOX_PACKAGE_DIR as SANDBOX_PACKAGE_MOUNT,
 )
 from provisioner.cgroup import MemoryCgroup, group_for
+from provisioner.limits import SandboxLimits
 from provisioner.paths import container_name, is_container_name
 from provisioner.runsc import LogTail, Runsc
 
@@ -45,10 +46,11 @@ MiB = 1 << 20
 CONNECTION_DIR_BYTES = 256 * 1024
 
 
-class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
+class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,metaclass]
     """Runs each kernel in a gVisor sandbox: no network, a read-only view of the
     Python runtime, tmpfs scratch space, cgroup and rlimit caps, a non-root user
-    and an environment built from an allow-list. There is no unsandboxed fallback."""
+    and an environment built from an allow-list. There is no unsandboxed fallback.
+    Its limits are ``SandboxLimits``' (shared with the Kubernetes provisioner)."""
 
     runsc_path = Unicode("runsc", config=True, help="The runsc executable (gVisor).")
     platform = Unicode(
@@ -79,21 +81,9 @@ class GVisorProvisioner(LocalProvisioner):  # type: ignore[misc]
     )
     state_dir = Unicode(config=True, help="Host folder for runsc state and per-kernel folders.")
     runtime_dir = Unicode(config=True, help="The kernel runtime venv (see `coderemote runtime build`).")
-    memory_limit = Integer(512 * MiB, config=True, help="Memory limit per sandbox, bytes (cgroup).")
     pids_limit = Integer(64, config=True, help="Processes and threads per sandbox (RLIMIT_NPROC).")
-    cpu_limit = Float(1.0, config=True, help="CPUs per sandbox (cgroup CPU quota).")
-    tmpfs_size = Integer(64 * MiB, config=True, help="Size cap of /tmp and of the working dir, bytes each.")
     open_files_limit = Integer(256, config=True, help="Open files per process (RLIMIT_NOFILE).")
     file_size_limit = Integer(32 * MiB, config=True, help="Largest file a process may write (RLIMIT_FSIZE).")
-    output_limit = Integer(MiB, config=True, help="stdout+stderr bytes per execution before output is cut.")
-    blocked_modules = List(
-        Unicode(),
-        default_value=None,
-        allow_none=True,
-        config=True,
-        help="Modules the user's code may not import; None keeps the launcher's default list.",
-    )
-    sandbox_uid = Integer(1000, config=True, help="Non-root uid (and gid) the kernel runs as.")
     env_allowlist = List(
         Unicode(),
         ["LANG", "LC_ALL", "LC_CTYPE", "TZ"],

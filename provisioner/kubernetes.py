@@ -36,12 +36,12 @@ from typing import Any
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import KernelProvisionerBase
-from traitlets import Dict, Float, Integer, List, Unicode
+from traitlets import Dict, Float, Integer, Unicode
 
 from kernel_images import KUBERNETES_POD_TEMPLATE
+from provisioner.limits import MiB, SandboxLimits
 from provisioner.paths import CONTAINER_PREFIX, container_name, is_container_name
 
-MiB = 1024 * 1024
 CONNECTION_DIR = "/run/kernel"  # where the pod sees its connection Secret
 CONNECTION_FILE = f"{CONNECTION_DIR}/connection.json"
 # Each pod has an address of its own, so every kernel listens on the same ports.
@@ -75,8 +75,9 @@ def _not_found(error: BaseException) -> bool:
     return getattr(error, "status", None) == 404
 
 
-class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
-    """Runs each kernel in a pod of its own with the gVisor runtime class (see the module docstring)."""
+class KubernetesProvisioner(SandboxLimits, KernelProvisionerBase):  # type: ignore[misc,metaclass]
+    """Runs each kernel in a pod of its own with the gVisor runtime class (see the module docstring).
+    Its limits are ``SandboxLimits``' (shared with the local provisioner)."""
 
     namespace = Unicode("coderemote-kernels", config=True, help="Namespace of the kernel pods.")
     image = Unicode("ghcr.io/coderemote/kernel:latest", config=True, help="The kernel image.")
@@ -90,15 +91,7 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     )
     labels = Dict(Unicode(), config=True, help="More labels of the kernel pods (the NetworkPolicy selects on them).")
     launch_timeout = Float(60.0, config=True, help="Time for a pod to run and have an address, s.")
-    # The limits, as the local provisioner's (same names and units).
-    memory_limit = Integer(512 * MiB, config=True, help="Memory limit per kernel pod, bytes.")
-    cpu_limit = Float(1.0, config=True, help="CPUs per kernel pod.")
-    tmpfs_size = Integer(64 * MiB, config=True, help="Size cap of /tmp and of the working dir, bytes each.")
     ephemeral_storage_limit = Integer(256 * MiB, config=True, help="Ephemeral storage per kernel pod, bytes.")
-    output_limit = Integer(MiB, config=True, help="stdout+stderr bytes per execution before output is cut.")
-    blocked_modules = List(
-        Unicode(), default_value=None, allow_none=True, config=True, help="Modules the user's code may not import."
-    )
 
     pod: str | None = None
     _exit_code: int | None = None

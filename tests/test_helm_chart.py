@@ -15,6 +15,7 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
+from traitlets.config import Config
 
 CHART = Path(__file__).resolve().parent.parent / "infra" / "helm" / "coderemote"
 NAMESPACE = "coderemote"
@@ -107,7 +108,9 @@ def test_kernel_pods_are_gvisor_and_cut_off(objects: list[dict[str, Any]]) -> No
     config = json.loads(one(objects, "ConfigMap")["data"]["jupyter_server_config.json"])
     kernels = config["KubernetesProvisioner"]
     assert kernels["runtime_class_name"] == "gvisor"
-    assert {"cpu_limit", "memory_limit", "ephemeral_storage_limit"} <= set(kernels)
+    limits = config["SandboxLimits"]  # the traits' own units: bytes and CPUs
+    assert limits["memory_limit"] % (1 << 20) == 0 and limits["memory_limit"] >= 256 << 20
+    assert limits["cpu_limit"] > 0 and isinstance(kernels["ephemeral_storage_limit"], int)
     namespace = kernels["namespace"]
     # Their namespace enforces the restricted Pod Security Standard (where the chart makes it).
     for ns in of_kind(objects, "Namespace"):
@@ -129,17 +132,21 @@ def test_kernel_pods_are_gvisor_and_cut_off(objects: list[dict[str, Any]]) -> No
 def test_the_server_may_manage_only_kernel_pods_and_their_secrets(objects: list[dict[str, Any]]) -> None:
     assert of_kind(objects, "ClusterRole") == [] and of_kind(objects, "ClusterRoleBinding") == []
     config = json.loads(one(objects, "ConfigMap")["data"]["jupyter_server_config.json"])
-    role = one(objects, "Role")
+    role = one(objects, "Role", "-kernels")
     assert role["metadata"]["namespace"] == config["KubernetesProvisioner"]["namespace"]
     granted = {resource for rule in role["rules"] for resource in rule["resources"]}
     assert granted == {"pods", "pods/log", "secrets", "events"}
-    assert all(rule["apiGroups"] == [""] for rule in role["rules"])
-    assert not any("*" in rule["verbs"] for rule in role["rules"])
+    # In its own namespace, only reading pods (whether a kernel's server is still there).
+    servers = one(objects, "Role", "-servers")
+    assert servers["metadata"]["namespace"] == NAMESPACE
+    assert servers["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]
+    for rule in role["rules"] + servers["rules"]:
+        assert rule["apiGroups"] == [""] and "*" not in rule["verbs"] and "*" not in rule["resources"]
     account = one(objects, "ServiceAccount")
     assert account["automountServiceAccountToken"] is False  # only the server pods mount it
-    binding = one(objects, "RoleBinding")
     subject = {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
-    assert binding["subjects"] == [subject]
+    for binding in of_kind(objects, "RoleBinding"):
+        assert binding["subjects"] == [subject]
 
 
 def test_the_server_scales_and_keeps_replicas_through_disruptions(objects: list[dict[str, Any]]) -> None:
@@ -174,3 +181,21 @@ def test_default_values_make_the_runtime_class_and_no_service_monitor() -> None:
     assert one(objects, "RuntimeClass")["handler"] == "runsc"
     assert of_kind(objects, "ServiceMonitor") == []
     assert "JWTIdentityProvider" not in json.loads(one(objects, "ConfigMap")["data"]["jupyter_server_config.json"])
+
+
+def test_every_setting_the_chart_writes_is_a_trait_of_the_service() -> None:
+    from jupyter_server.serverapp import ServerApp
+
+    from kernel_gateway_ext.identity import JWTIdentityProvider
+    from kernel_gateway_ext.pool import KernelPool
+    from provisioner import KubernetesProvisioner, SandboxLimits
+
+    known = (ServerApp, KernelPool, KubernetesProvisioner, SandboxLimits, JWTIdentityProvider)
+    classes = {c.__name__: c for c in known}
+    config = json.loads(one(render(production_values()), "ConfigMap")["data"]["jupyter_server_config.json"])
+    assert set(config) <= set(classes)
+    for section, settings in config.items():
+        traits = classes[section].class_traits(config=True)
+        assert set(settings) <= set(traits), (section, set(settings) - set(traits))
+        made = classes[section](config=Config(config))  # a value of the wrong type is a TraitError
+        assert all(getattr(made, name) == value for name, value in settings.items())

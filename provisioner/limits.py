@@ -1,0 +1,31 @@
+"""What every sandbox is given, whichever provisioner makes it.
+
+``GVisorProvisioner`` (a gVisor sandbox on this host) and
+``KubernetesProvisioner`` (a gVisor pod) take their limits from these same
+settings, in the same units; ``c.SandboxLimits.memory_limit = ...`` sets one
+for both, ``c.GVisorProvisioner.memory_limit`` for one.
+"""
+
+from __future__ import annotations
+
+from traitlets import Float, Integer, List, Unicode
+from traitlets.config import Configurable
+
+MiB = 1 << 20
+
+
+class SandboxLimits(Configurable):  # type: ignore[misc]
+    """The limits and settings of one sandboxed kernel (a base of the provisioners)."""
+
+    memory_limit = Integer(512 * MiB, config=True, help="Memory limit per sandbox, bytes (cgroup; the pod's limit).")
+    cpu_limit = Float(1.0, config=True, help="CPUs per sandbox (cgroup CPU quota; the pod's limit).")
+    tmpfs_size = Integer(64 * MiB, config=True, help="Size cap of /tmp and of the working dir, bytes each.")
+    output_limit = Integer(MiB, config=True, help="stdout+stderr bytes per execution before output is cut.")
+    blocked_modules = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help="Modules the user's code may not import; None keeps the launcher's default list.",
+    )
+    sandbox_uid = Integer(1000, config=True, help="Non-root uid (and gid) the kernel runs as.")
