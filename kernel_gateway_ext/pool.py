@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from queue import Empty
 from typing import Any
 
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
@@ -25,6 +27,67 @@ from traitlets.config import LoggingConfigurable
 
 from kernel_gateway_ext.metrics import Metrics
 from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL
+
+IOPUB_CHECK = 0.2  # s after a kernel_info reply for its status on IOPub, as jupyter_client waits
+SOCKET_POLL_S = 0.005
+
+
+async def connect_when_ready(kernel: Any, client: Any, timeout: float) -> None:
+    """Start ``client``'s channels and return once the kernel answers on all of them.
+
+    A kernel on ``ipc://`` sockets (the local sandbox) is connected to once its
+    socket files exist, so every channel connects at once: a channel connected
+    before then retries only every 100 ms, and a kernel's ROUTER drops what it
+    sends to a peer not yet connected (an ``input_request`` on stdin, which no
+    request can check). It is then ready at the reply to a kernel_info request
+    and that request's idle status on IOPub, without the 0.2 s of IOPub silence
+    ``wait_for_ready`` waits for besides. Other transports: ``wait_for_ready``.
+    Raises RuntimeError when the kernel dies or the time is up, as it does.
+    """
+    if kernel.transport != "ipc":
+        client.start_channels()
+        await client.wait_for_ready(timeout=timeout)
+        return
+    deadline = time.monotonic() + timeout
+    ports = (kernel.shell_port, kernel.iopub_port, kernel.stdin_port, kernel.control_port)
+    while not all(os.path.exists(f"{kernel.ip}-{port}") for port in ports):  # noqa: ASYNC240 (a stat of local files)
+        if not await kernel.is_alive():
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Kernel didn't listen in {timeout:.0f} seconds")
+        await asyncio.sleep(SOCKET_POLL_S)
+    client.start_channels()
+    while True:
+        msg_id = client.kernel_info()
+        if await _answered(client, msg_id, min(deadline, time.monotonic() + 1.0)):
+            return
+        if not await client.is_alive():
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+
+
+async def _answered(client: Any, msg_id: str, until: float) -> bool:
+    """Whether the request ``msg_id`` had its reply before ``until`` and its idle status right after."""
+    if await _message_for(client.get_shell_msg, msg_id, until) is None:
+        return False
+    idle = await _message_for(client.get_iopub_msg, msg_id, time.monotonic() + IOPUB_CHECK, "idle")
+    return idle is not None
+
+
+async def _message_for(
+    get: Callable[..., Any], msg_id: str, until: float, state: str | None = None
+) -> dict[str, Any] | None:
+    """The next message from ``get`` answering ``msg_id`` (a status of ``state``, if given); None past ``until``."""
+    while True:
+        try:
+            msg: dict[str, Any] = await get(timeout=max(0.0, until - time.monotonic()))
+        except Empty:
+            return None
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue  # an earlier attempt's
+        if state is None or msg["content"].get("execution_state") == state:
+            return msg
 
 
 class SandboxUnavailableError(RuntimeError):
@@ -213,12 +276,8 @@ class KernelPool(LoggingConfigurable):
         kernel = km.get_kernel(kernel_id)
         kernel.stop_restarter()  # deaths are reported to callers, not papered over
         client = kernel.client()
-        client.start_channels()
         try:
-            # (Its closing 0.2 s of quiet on IOPub also gives the stdin channel, which
-            # cannot be checked, time to connect: an input_request the kernel sent
-            # before then would be dropped.)
-            await client.wait_for_ready(timeout=self.start_timeout)
+            await connect_when_ready(kernel, client, self.start_timeout)
         except RuntimeError as e:  # died or never answered while starting
             tail = getattr(kernel.provisioner, "log_tail", lambda: "")()
             client.stop_channels()
