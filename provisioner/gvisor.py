@@ -27,7 +27,6 @@ from provisioner import mounts, paths, reaper, zygote
 from provisioner.bundle import (
     CONNECTION_DIR,
     SYSTEM_LIBRARY_DIRS,
-    WORK_DIR,
     Limits,
     SandboxSpec,
     prepare_rootfs,
@@ -188,18 +187,7 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
     def _sandbox_env(self, launch_env: dict[str, str]) -> dict[str, str]:
         env = {name: launch_env[name] for name in self.env_allowlist if name in launch_env}
         env.setdefault("LANG", "C.UTF-8")
-        env.update(
-            PATH=f"{self._runtime.path}/bin",
-            HOME=WORK_DIR,
-            PYTHONPATH=SANDBOX_PACKAGE_MOUNT,
-            PYTHONDONTWRITEBYTECODE="1",
-            MPLCONFIGDIR="/tmp/matplotlib",
-            MPLBACKEND="module://matplotlib_inline.backend_inline",
-            IPYTHONDIR="/tmp/ipython",
-            CODEREMOTE_OUTPUT_LIMIT=str(self.output_limit),
-        )
-        if self.blocked_modules is not None:
-            env["CODEREMOTE_BLOCKED_MODULES"] = " ".join(self.blocked_modules)
+        env.update(PATH=f"{self._runtime.path}/bin", PYTHONPATH=SANDBOX_PACKAGE_MOUNT, **self.kernel_env())
         env.update(self.extra_env)
         return env
 

@@ -232,7 +232,7 @@ class KubernetesProvisioner(SandboxLimits, KernelProvisionerBase):  # type: igno
         container.update(
             image=self.image,
             command=cmd,
-            env=[{"name": k, "value": v} for k, v in self._kernel_env().items()],
+            env=[{"name": k, "value": v} for k, v in self.kernel_env().items()],
             resources={"limits": limits, "requests": limits},
         )
         container["securityContext"] = {
@@ -248,20 +248,6 @@ class KubernetesProvisioner(SandboxLimits, KernelProvisionerBase):  # type: igno
             elif "emptyDir" in volume:
                 volume["emptyDir"]["sizeLimit"] = str(self.tmpfs_size)
         return pod
-
-    def _kernel_env(self) -> dict[str, str]:
-        """What the kernel is told, as the local sandbox (no secret of the server's)."""
-        env = {
-            "HOME": "/workspace",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "MPLCONFIGDIR": "/tmp/matplotlib",
-            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-            "IPYTHONDIR": "/tmp/ipython",
-            "CODEREMOTE_OUTPUT_LIMIT": str(self.output_limit),
-        }
-        if self.blocked_modules is not None:
-            env["CODEREMOTE_BLOCKED_MODULES"] = " ".join(self.blocked_modules)
-        return env
 
     # -- the pod's life ---------------------------------------------------------------
 

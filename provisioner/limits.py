@@ -11,6 +11,8 @@ from __future__ import annotations
 from traitlets import Float, Integer, List, Unicode
 from traitlets.config import Configurable
 
+from provisioner.bundle import WORK_DIR
+
 MiB = 1 << 20
 
 
@@ -29,3 +31,18 @@ class SandboxLimits(Configurable):  # type: ignore[misc]
         help="Modules the user's code may not import; None keeps the launcher's default list.",
     )
     sandbox_uid = Integer(1000, config=True, help="Non-root uid (and gid) the kernel runs as.")
+
+    def kernel_env(self) -> dict[str, str]:
+        """What the kernel launcher is told, in every sandbox: its limits and where it
+        keeps its caches (never anything of the server's)."""
+        env = {
+            "HOME": WORK_DIR,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "MPLCONFIGDIR": "/tmp/matplotlib",
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+            "IPYTHONDIR": "/tmp/ipython",
+            "CODEREMOTE_OUTPUT_LIMIT": str(self.output_limit),
+        }
+        if self.blocked_modules is not None:
+            env["CODEREMOTE_BLOCKED_MODULES"] = " ".join(self.blocked_modules)
+        return env
