@@ -68,6 +68,15 @@ class ExecutionRequest:
         return cls(code=code, stdin=stdin, timeout_s=timeout, session_id=session_id)
 
 
+def run_usage(cpu_before_ns: int | None, after: tuple[int | None, int | None], wall_ms: float) -> dict[str, Any]:
+    """What a run cost: the sandbox's CPU time before it, its (CPU time, peak memory) after it,
+    and its wall time; a figure the sandbox could not tell is None."""
+    cpu_after_ns, peak = after
+    known = cpu_after_ns is not None and cpu_before_ns is not None
+    cpu_ms = round((cpu_after_ns - cpu_before_ns) / 1e6, 3) if known else None  # type: ignore[operator]
+    return {"cpu_ms": cpu_ms, "peak_memory_bytes": peak, "wall_ms": wall_ms}
+
+
 @dataclass
 class ExecutionResult:
     execution_id: str
@@ -320,13 +329,8 @@ class ExecutionService(LoggingConfigurable):
             state = await self._exchange(sandbox.kernel_id, sandbox.client, request, timeout, collector)
         finally:
             result.duration_ms = round((time.monotonic() - started) * 1000, 3)
-            cpu_after, peak = provisioner.usage() if provisioner is not None else (None, None)
-            cpu_ms = (cpu_after - cpu_before) / 1e6 if cpu_after is not None and cpu_before is not None else None
-            result.usage = {
-                "cpu_ms": round(cpu_ms, 3) if cpu_ms is not None else None,
-                "peak_memory_bytes": peak,
-                "wall_ms": result.duration_ms,
-            }
+            after = provisioner.usage() if provisioner is not None else (None, None)
+            result.usage = run_usage(cpu_before, after, result.duration_ms)
         return result, state
 
     def _provisioner(self, kernel_id: str) -> Any:

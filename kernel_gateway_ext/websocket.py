@@ -32,6 +32,7 @@ from jupyter_client.jsonutil import json_default
 from jupyter_server.services.kernels.connection.base import deserialize_msg_from_ws_v1, serialize_msg_to_ws_v1
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 
+from kernel_gateway_ext.execution import run_usage
 from kernel_gateway_ext.history import History
 from kernel_gateway_ext.ratelimit import WEBSOCKET_KIND, RateLimited
 from kernel_gateway_ext.sandboxed import owner_of
@@ -191,8 +192,6 @@ class NoDelayWebsocketConnection(ZMQChannelsWebsocketConnection):  # type: ignor
                 return
             status = self.session.unpack(frames[4]).get("status", "ok")
             duration_ms = round((time.monotonic() - cell.started) * 1000, 3)
-            cpu_ns, peak = self._usage()
-            cpu_ms = round((cpu_ns - cell.cpu_ns) / 1e6, 3) if cpu_ns is not None and cell.cpu_ns is not None else None
             history.record(
                 user=self._owner,
                 source="websocket",
@@ -201,7 +200,7 @@ class NoDelayWebsocketConnection(ZMQChannelsWebsocketConnection):  # type: ignor
                 code=cell.code,
                 kernel_id=self.kernel_id,
                 fingerprint=cell.fingerprint,
-                usage={"cpu_ms": cpu_ms, "peak_memory_bytes": peak, "wall_ms": duration_ms},
+                usage=run_usage(cell.cpu_ns, self._usage(), duration_ms),
             )
         except Exception as e:
             self.log.warning("Could not record a cell of kernel %s in the history: %s", self.kernel_id, e)

@@ -153,5 +153,7 @@ def prepare_rootfs(rootfs: Path, spec: SandboxSpec) -> None:
 
 
 def write_bundle(bundle_dir: Path, rootfs: Path, spec: SandboxSpec) -> None:
+    """The OCI bundle of ``spec`` in ``bundle_dir``, on the shared skeleton ``rootfs`` (prepared here too)."""
+    prepare_rootfs(rootfs, spec)
     bundle_dir.mkdir(parents=True, exist_ok=True)
     (bundle_dir / "config.json").write_text(json.dumps(oci_config(spec, rootfs), indent=1))

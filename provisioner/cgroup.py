@@ -85,17 +85,21 @@ class MemoryCgroup:
         except (OSError, ValueError):
             return None
 
+    @property
+    def _peak_file(self) -> Path:
+        return self.path / ("memory.peak" if self.v2 else "memory.max_usage_in_bytes")
+
     def peak_bytes(self) -> int | None:
         """Most memory the sandbox held since it started or since ``reset_peak``, bytes; None if unreadable."""
         try:
-            return int((self.path / ("memory.peak" if self.v2 else "memory.max_usage_in_bytes")).read_text())
+            return int(self._peak_file.read_text())
         except (OSError, ValueError):
             return None
 
     def reset_peak(self) -> None:
         """Start a new peak (cgroup v1, and v2 on Linux 6.12+; elsewhere the peak stays since the start)."""
         try:
-            (self.path / ("memory.peak" if self.v2 else "memory.max_usage_in_bytes")).write_text("0")
+            self._peak_file.write_text("0")
         except OSError:
             pass
 

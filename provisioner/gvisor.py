@@ -29,7 +29,6 @@ from provisioner.bundle import (
     SYSTEM_LIBRARY_DIRS,
     Limits,
     SandboxSpec,
-    prepare_rootfs,
     write_bundle,
 )
 from provisioner.bundle import (
@@ -38,7 +37,7 @@ from provisioner.bundle import (
 from provisioner.cgroup import MemoryCgroup, group_for
 from provisioner.limits import SandboxLimits
 from provisioner.paths import container_name, is_container_name
-from provisioner.runsc import LogTail, Runsc
+from provisioner.runsc import LogTail, Runsc, foreground
 
 MiB = 1 << 20
 # The connection file and five sockets need a few KiB.
@@ -252,29 +251,20 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
         runsc = self._runsc()
         self._write_sandbox_connection_file()  # before the restore: the zygote is waiting for it
         spec = self._zygote_spec(launch_env, self.connection_dir, self._cgroup.cgroups_path)
-        rootfs = Path(self.state_dir) / "rootfs"
-        prepare_rootfs(rootfs, spec)
-        write_bundle(self.kernel_dir, rootfs, spec)
-        self._cgroup.create(self.memory_limit)
-        self.process = subprocess.Popen(  # noqa: ASYNC220 (starting it does not wait, as in runsc.start)
-            zygote.restore_command(runsc, image, self.kernel_dir, self._cid),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        self._log = LogTail(self.process.stdout)
-        self.pid = self.process.pid
+        process = self._start(spec, zygote.restore_command(runsc, image, self.kernel_dir, self._cid))
         # The restored zygote marks its connection folder as soon as it runs; a failed restore exits instead.
         marker = self.connection_dir / zygote.RESTORED_MARKER
         deadline = time.monotonic() + zygote.CHECKPOINT_TIMEOUT
-        while not marker.exists() and self.process.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.005)  # (a file in the kernel's folder: nothing to wait on but polling)
         if not marker.exists():
             self.log.warning(
                 "Restoring kernel %s from zygote %s failed, starting it plainly: %s",
-                self.kernel_id, image.key, self._log.text()[-500:],
+                self.kernel_id, image.key, self.log_tail()[-500:],
             )  # fmt: skip
-            if self.process.poll() is None:
-                self.process.kill()
-            await asyncio.to_thread(self.process.wait)
+            if process.poll() is None:
+                process.kill()
+            await asyncio.to_thread(process.wait)
             await runsc.delete(self._cid)
             self.process = None
             return None
@@ -311,17 +301,20 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
         runsc = self._runsc()
         self._write_sandbox_connection_file()
         spec = self._spec(self._sandbox_args(cmd), launch_env, self.connection_dir, self._cgroup.cgroups_path)
-        rootfs = Path(self.state_dir) / "rootfs"
-        prepare_rootfs(rootfs, spec)
-        write_bundle(self.kernel_dir, rootfs, spec)
+        self._start(spec, runsc.command("run", f"--bundle={self.kernel_dir}", self._cid))
+        self.log.info("Started sandbox %s for kernel %s", self.container_id, self.kernel_id)
+        return self.connection_info
+
+    def _start(self, spec: SandboxSpec, command: list[str]) -> subprocess.Popen[bytes]:
+        """The kernel's bundle and cgroup for ``spec``, and ``command`` (runsc run or a restore) started on them."""
+        write_bundle(self.kernel_dir, Path(self.state_dir) / "rootfs", spec)
         self._cgroup.create(self.memory_limit)
-        self.process = runsc.start(self._cid, self.kernel_dir)
+        self.process = foreground(command)
         # A pipe, not a file: the kernel keeps its original stdout/stderr open,
         # and a host file there would be a way to fill the host's disk.
         self._log = LogTail(self.process.stdout)
         self.pid = self.process.pid
-        self.log.info("Started sandbox %s for kernel %s", self.container_id, self.kernel_id)
-        return self.connection_info
+        return self.process
 
     async def poll(self) -> int | None:
         """None while the sandbox runs; a sandbox whose cgroup saw an OOM kill is ended first.

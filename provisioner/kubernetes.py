@@ -71,8 +71,14 @@ def kube_api(kube_config: str = "") -> Any:
     return client.CoreV1Api()
 
 
-def _not_found(error: BaseException) -> bool:
-    return getattr(error, "status", None) == 404
+def _unless_gone(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)`` to the API, or None when it answers 404 (no such object)."""
+    try:
+        return call(*args, **kwargs)
+    except Exception as e:
+        if getattr(e, "status", None) == 404:
+            return None
+        raise
 
 
 class KubernetesProvisioner(SandboxLimits, KernelProvisionerBase):  # type: ignore[misc,metaclass]
@@ -138,11 +144,8 @@ class KubernetesProvisioner(SandboxLimits, KernelProvisionerBase):  # type: igno
         """None while the pod is pending or running; its exit code once it ended (1 if unknown)."""
         if self.pod is None:
             return self._exit_code
-        try:
-            pod = await asyncio.to_thread(self._api().read_namespaced_pod, self.pod, self.namespace)
-        except Exception as e:
-            if not _not_found(e):
-                raise
+        pod = await asyncio.to_thread(_unless_gone, self._api().read_namespaced_pod, self.pod, self.namespace)
+        if pod is None:
             self._exit_code = 1 if self._exit_code is None else self._exit_code
             return self._exit_code
         code = self._ended(pod)
@@ -315,22 +318,13 @@ class KubernetesProvisioner(SandboxLimits, KernelProvisionerBase):  # type: igno
         return "".join(f"; {p}" for p in parts)
 
     async def _delete_pod(self, name: str, grace_seconds: int | None = None) -> None:
-        try:
-            await asyncio.to_thread(
-                self._api().delete_namespaced_pod, name, self.namespace, grace_period_seconds=grace_seconds
-            )
-        except Exception as e:
-            if not _not_found(e):
-                raise
+        delete = self._api().delete_namespaced_pod
+        await asyncio.to_thread(_unless_gone, delete, name, self.namespace, grace_period_seconds=grace_seconds)
 
     async def _delete(self, name: str) -> None:
         """The pod and its Secret, whichever still exist."""
         await self._delete_pod(name, grace_seconds=0)
-        try:
-            await asyncio.to_thread(self._api().delete_namespaced_secret, name, self.namespace)
-        except Exception as e:
-            if not _not_found(e):
-                raise
+        await asyncio.to_thread(_unless_gone, self._api().delete_namespaced_secret, name, self.namespace)
 
 
 def reap_orphans(api: Any, namespace: str, server_namespace: str) -> list[str]:
@@ -354,21 +348,11 @@ def reap_orphans(api: Any, namespace: str, server_namespace: str) -> list[str]:
             if server not in alive:
                 alive[server] = server != me and _server_exists(api, server_namespace, server)
             if not alive[server]:
-                try:
-                    deleter(name, namespace)
-                except Exception as e:
-                    if not _not_found(e):
-                        raise
+                _unless_gone(deleter, name, namespace)
                 if kind == "pod":
                     reaped.append(name)
     return reaped
 
 
 def _server_exists(api: Any, namespace: str, name: str) -> bool:
-    try:
-        api.read_namespaced_pod(name, namespace)
-    except Exception as e:
-        if _not_found(e):
-            return False
-        raise
-    return True
+    return _unless_gone(api.read_namespaced_pod, name, namespace) is not None

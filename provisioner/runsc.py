@@ -61,6 +61,14 @@ def check_version(path: str) -> None:
         )
 
 
+def foreground(command: list[str]) -> subprocess.Popen[bytes]:
+    """Start ``command`` (``runsc run``, or a restore) in a session of its own: the process lives
+    as long as the sandbox. Its stdout and stderr (and the sandbox's) are one pipe."""
+    return subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
 @dataclass(frozen=True)
 class Runsc:
     """runsc with the global flags every sandbox of this server uses."""
@@ -89,15 +97,8 @@ class Runsc:
         ]
 
     def start(self, container_id: str, bundle: Path) -> subprocess.Popen[bytes]:
-        """Start ``runsc run`` in the foreground: the process lives as long as the
-        sandbox. Its stdout and stderr (and the sandbox's) are one pipe."""
-        return subprocess.Popen(
-            self.command("run", f"--bundle={bundle}", container_id),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        """Start ``runsc run`` in the foreground (see ``foreground``)."""
+        return foreground(self.command("run", f"--bundle={bundle}", container_id))
 
     async def run(self, *args: str) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(

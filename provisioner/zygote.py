@@ -30,7 +30,7 @@ from filelock import FileLock, Timeout
 
 from kernel_images import SANDBOX_PACKAGE_DIR
 from provisioner import mounts, paths, reaper, subreaper
-from provisioner.bundle import SandboxSpec, prepare_rootfs, write_bundle
+from provisioner.bundle import SandboxSpec, write_bundle
 from provisioner.cgroup import MemoryCgroup, group_for
 from provisioner.runsc import LogTail, Runsc, runsc_version
 
@@ -128,9 +128,7 @@ def build(
         reaper.write_owner(kernel_dir, role="zygote")
         mounts.mount_tmpfs(connection_dir, 256 * 1024, uid)
         spec = spec_for(connection_dir, cgroup.cgroups_path)
-        rootfs = state_dir / "rootfs"
-        prepare_rootfs(rootfs, spec)
-        write_bundle(kernel_dir, rootfs, spec)
+        write_bundle(kernel_dir, state_dir / "rootfs", spec)
         cgroup.create(memory_limit)
         process = runsc.start(container, kernel_dir)
         output = LogTail(process.stdout)

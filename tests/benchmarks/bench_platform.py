@@ -110,7 +110,6 @@ async def unsandboxed(runs: int) -> dict[str, list[float]]:
     try:
         for code, key in ((SYSCALLS, "20k getppid s"), (PYTHON, "python loop s")):
             for _ in range(runs):
-                out = []
                 figures[key].append(float((await run(kc, code)).strip()))
         for _ in range(runs * 4):
             out = []
