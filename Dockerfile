@@ -22,5 +22,4 @@ RUN useradd --uid 1000 --user-group --create-home --home-dir /home/coderemote co
 USER 1000:1000
 WORKDIR /home/coderemote
 EXPOSE 8888
-CMD ["jupyter", "coderemote", "--CodeRemoteApp.build_runtime=False", \
-     "--SandboxedKernelSpecManager.sandboxed_kernelspecs=python3-kubernetes"]
+CMD ["jupyter", "coderemote", "--CodeRemoteApp.kernel_name=python3-kubernetes", "--CodeRemoteApp.build_runtime=False"]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
+from jupyter_client.kernelspec import NoSuchKernel
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinjaMixin
 from jupyter_server.serverapp import ServerApp
@@ -25,11 +24,16 @@ from kernel_gateway_ext.history import default_handlers as history_handlers
 from kernel_gateway_ext.metrics import Metrics
 from kernel_gateway_ext.pool import KernelPool
 from kernel_gateway_ext.ratelimit import RateLimiter, async_engine
-from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL, SandboxedKernelSpecManager, SandboxedMappingKernelManager
+from kernel_gateway_ext.sandboxed import (
+    SANDBOXED_KERNEL,
+    SandboxedKernelSpecManager,
+    SandboxedMappingKernelManager,
+    provisioner_class,
+)
 from kernel_gateway_ext.service_mode import ServiceServerApp
-from kernel_images.runtime import Runtime, RuntimeMissingError, build
-from provisioner import GVisorProvisioner
-from provisioner.runsc import INSTALL_HINT, RunscTooOldError, check_version
+from provisioner import GVisorProvisioner, KubernetesProvisioner
+from provisioner.kubernetes import ClusterConfigError
+from provisioner.runsc import RunscTooOldError
 from snippets.handlers import default_handlers as snippet_handlers
 from snippets.store import SnippetStore
 
@@ -52,6 +56,7 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         ExecutionService,
         KernelPool,
         GVisorProvisioner,
+        KubernetesProvisioner,
         AnalysisService,
         GeminiProvider,
         OpenAICompatibleProvider,
@@ -75,6 +80,17 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
     }
     kernel_manager_config = {"default_kernel_name": SANDBOXED_KERNEL}
 
+    kernel_name = Unicode(
+        SANDBOXED_KERNEL,
+        config=True,
+        help="""The kernelspec of the service's kernels: the warm pool's, REST executions',
+        and the default of api/kernels and the page. ``python3-sandboxed`` (default) runs
+        each kernel in a gVisor sandbox on this machine (GVisorProvisioner: runsc and the
+        kernel runtime here); ``python3-kubernetes`` runs each as a gVisor pod
+        (KubernetesProvisioner: the server needs only the cluster's API, see
+        docs/deploy.md). The spec's provisioner decides what the server checks and
+        cleans up at start and what the health endpoint reports.""",
+    )
     build_runtime = Bool(True, config=True, help="Build the kernel runtime at start-up if it is missing (first run).")
 
     # Sign-in on the editor page (JWT mode only; see PageHandler.oidc_settings).
@@ -127,29 +143,42 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         serverapp.update_config(Config({"MappingKernelManager": cls.kernel_manager_config}))
         return serverapp
 
-    def _provisioner(self) -> GVisorProvisioner:
-        return GVisorProvisioner(config=self.config, parent=None)
+    def _sandbox(self, specs: SandboxedKernelSpecManager) -> Any:
+        """A provisioner of ``kernel_name``'s kind, for what the service does outside any one kernel."""
+        try:
+            spec = specs.get_kernel_spec(self.kernel_name)
+        except NoSuchKernel as e:
+            self.log.critical("CodeRemoteApp.kernel_name: %s", specs.refusal(self.kernel_name) or e)
+            raise SystemExit(1) from None
+        cls = provisioner_class(spec)
+        assert cls is not None  # an offered spec has a sandbox provisioner
+        return cls(config=self.config, parent=None)
+
+    def _offer_kernel(self, specs: SandboxedKernelSpecManager) -> None:
+        """Offer ``kernel_name``: alone unless ``sandboxed_kernelspecs`` is set, else among those."""
+        if "sandboxed_kernelspecs" not in self.config.SandboxedKernelSpecManager:
+            specs.sandboxed_kernelspecs = [self.kernel_name]
+        elif self.kernel_name not in specs.sandboxed_kernelspecs:
+            specs.sandboxed_kernelspecs = [*specs.sandboxed_kernelspecs, self.kernel_name]
 
     def initialize_settings(self) -> None:
         assert self.serverapp is not None
-        provisioner = self._provisioner()
-        runsc = shutil.which(provisioner.runsc_path)
-        if runsc is not None:
-            try:
-                check_version(runsc)
-            except RunscTooOldError as e:
-                # Refuse to start rather than serve sandboxes on a gVisor this service does not support.
-                self.log.critical("%s", e)
-                raise SystemExit(1) from None
-        if self.build_runtime:
-            try:
-                Runtime.load(provisioner.runtime_dir)
-            except RuntimeMissingError:
-                self.log.warning(
-                    "Building the sandboxed kernel's runtime in %s (first run only)", provisioner.runtime_dir
-                )
-                build(provisioner.runtime_dir)
-        self._reap(provisioner)
+        specs = SandboxedKernelSpecManager(parent=self)
+        jupyter_kernels = self.serverapp.kernel_manager
+        for manager in (specs, self.serverapp.kernel_spec_manager):
+            if isinstance(manager, SandboxedKernelSpecManager):
+                self._offer_kernel(manager)
+        sandbox = self._sandbox(specs)
+        try:
+            sandbox.prepare_host(self.build_runtime)
+        except (RunscTooOldError, ClusterConfigError) as e:
+            # Refuse to start rather than serve sandboxes on a gVisor this service does not support,
+            # or run with no way to start any.
+            self.log.critical("%s", e)
+            raise SystemExit(1) from None
+        self._reap(sandbox)
+        if isinstance(jupyter_kernels, SandboxedMappingKernelManager):
+            jupyter_kernels.default_kernel_name = self.kernel_name
         # REST executions get kernels of their own manager: they are not in
         # api/kernels, and the server's per-message activity tracking of those
         # kernels would sit on every execution's path. It starts sandboxed
@@ -157,14 +186,13 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         kernel_manager = AsyncMultiKernelManager(
             parent=self,
             connection_dir=self.serverapp.runtime_dir,
-            kernel_spec_manager=SandboxedKernelSpecManager(parent=self),
+            kernel_spec_manager=specs,
             # The server's kind of kernel manager (execution state, activity), so that api/kernels
             # can adopt a warm pool kernel as one of its own.
             kernel_manager_class="jupyter_server.services.kernels.kernelmanager.ServerKernelManager",
         )
         metrics = Metrics()
-        pool = KernelPool(parent=self, kernel_manager=kernel_manager, metrics=metrics)
-        jupyter_kernels = self.serverapp.kernel_manager
+        pool = KernelPool(parent=self, kernel_manager=kernel_manager, metrics=metrics, kernel_name=self.kernel_name)
         if isinstance(jupyter_kernels, SandboxedMappingKernelManager):  # the service: one set of limits
             jupyter_kernels.limits = pool
             pool.others = jupyter_kernels.kernels_by_owner
@@ -190,13 +218,13 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
             coderemote_analysis=AnalysisService(parent=self),
             coderemote_snippets=snippets,
             coderemote_metrics=metrics,
-            coderemote_health=lambda: health(provisioner, pool, [kernel_manager, self.serverapp.kernel_manager]),
+            coderemote_health=lambda: health(sandbox, pool, [kernel_manager, self.serverapp.kernel_manager]),
         )
 
-    def _reap(self, provisioner: GVisorProvisioner) -> None:
+    def _reap(self, sandbox: Any) -> None:
         try:
-            reaped = provisioner.reap_stale()
-        except Exception as e:  # runsc missing: reported by /health and at kernel start
+            reaped = sandbox.reap_stale()
+        except Exception as e:  # runsc missing, the cluster's API unreachable: reported by /health and at kernel start
             self.log.warning("Could not check for stale sandboxes: %s", e)
             return
         if reaped:
@@ -221,21 +249,12 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         await asyncio.to_thread(self.settings["coderemote_analysis"].shutdown)
 
 
-def health(provisioner: GVisorProvisioner, pool: KernelPool, kernel_managers: list[Any]) -> dict[str, Any]:
-    problems = []
-    runsc = shutil.which(provisioner.runsc_path)
-    if runsc is None:
-        problems.append(f"runsc not found: {INSTALL_HINT}")
-    try:
-        Runtime.load(provisioner.runtime_dir)
-    except RuntimeMissingError as e:
-        problems.append(str(e))
-    if os.geteuid() != 0:
-        problems.append("the server does not run as root; runsc needs root")
+def health(sandbox: Any, pool: KernelPool, kernel_managers: list[Any]) -> dict[str, Any]:
+    """The health endpoint's answer: the sandbox's kind and problems (``host_health``), kernels and the pool."""
+    report = sandbox.host_health()
     return {
-        "status": "ok" if not problems else "unavailable",
-        "problems": problems,
-        "runsc": runsc,
+        "status": "ok" if not report["problems"] else "unavailable",
+        **report,
         "kernels": sum(len(km.list_kernel_ids()) for km in kernel_managers),
         "pool": {"idle": pool.idle, "target": pool.size, "last_error": pool.last_error},
     }

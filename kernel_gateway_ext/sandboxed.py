@@ -191,7 +191,8 @@ class SandboxedMappingKernelManager(AsyncMappingKernelManager):  # type: ignore[
         A client-chosen id is refused (ids name the sandbox's folders and
         cgroup, and a known id would attach the caller to a running kernel);
         ``path`` is dropped, since a sandbox has its own working directory.
-        Past the limits: 429 for the owner's share, 503 when the service is full.
+        Past the limits: 429 for the owner's share, 503 when the service is full;
+        503 with the reason when the sandbox does not start.
         """
         if kernel_id is not None:
             raise web.HTTPError(400, "kernel ids are chosen by the server: leave out 'id'")
@@ -206,6 +207,10 @@ class SandboxedMappingKernelManager(AsyncMappingKernelManager):  # type: ignore[
         self._starting[owner] += 1
         try:
             started: str = self._adopt_from_pool(name) or await super().start_kernel(**kwargs)
+        except web.HTTPError:
+            raise
+        except Exception as e:  # the sandbox did not start: say why (Jupyter would answer "Unhandled error")
+            raise web.HTTPError(503, f"could not start a sandbox: {e}") from e
         finally:
             self._starting[owner] -= 1
         self._owners[started] = owner

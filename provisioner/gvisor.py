@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Bool, Dict, Integer, List, Unicode, default
 
 from kernel_images import SANDBOX_PACKAGE_DIR
-from kernel_images.runtime import Runtime, default_runtime_dir
+from kernel_images.runtime import Runtime, RuntimeMissingError, build, default_runtime_dir
 from provisioner import mounts, paths, reaper, zygote
 from provisioner.bundle import (
     CONNECTION_DIR,
@@ -37,7 +38,7 @@ from provisioner.bundle import (
 from provisioner.cgroup import MemoryCgroup, group_for
 from provisioner.limits import SandboxLimits
 from provisioner.paths import container_name, is_container_name
-from provisioner.runsc import LogTail, Runsc, foreground
+from provisioner.runsc import INSTALL_HINT, LogTail, Runsc, check_version, foreground
 
 MiB = 1 << 20
 # The connection file and five sockets need a few KiB.
@@ -128,6 +129,35 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
 
     def _runsc(self) -> Runsc:
         return Runsc.find(self.runsc_path, Path(self.state_dir) / "runsc", self.platform)
+
+    # -- this machine, for the service (CodeRemoteApp) ------------------------------
+
+    def prepare_host(self, build_runtime: bool) -> None:
+        """Refuse a runsc this service does not support (RunscTooOldError) and build
+        the kernel runtime if it is missing and ``build_runtime`` allows it."""
+        runsc = shutil.which(self.runsc_path)
+        if runsc is not None:  # a missing runsc is reported by host_health and at each start
+            check_version(runsc)
+        if build_runtime:
+            try:
+                Runtime.load(self.runtime_dir)
+            except RuntimeMissingError:
+                self.log.warning("Building the sandboxed kernel's runtime in %s (first run only)", self.runtime_dir)
+                build(self.runtime_dir)
+
+    def host_health(self) -> dict[str, Any]:
+        """What the health endpoint says of this machine: whether sandboxes can start here."""
+        problems = []
+        runsc = shutil.which(self.runsc_path)
+        if runsc is None:
+            problems.append(f"runsc not found: {INSTALL_HINT}")
+        try:
+            Runtime.load(self.runtime_dir)
+        except RuntimeMissingError as e:
+            problems.append(str(e))
+        if os.geteuid() != 0:
+            problems.append("the server does not run as root; runsc needs root")
+        return {"sandbox": "gvisor", "runsc": runsc, "problems": problems}
 
     def reap_stale(self) -> list[str]:
         """Destroy sandboxes left behind by servers that are gone; return their ids."""

@@ -17,7 +17,8 @@ with a pod for a sandbox:
   reported with its events and the last lines of its log;
 - interrupts are kernel messages (the kernelspec's ``interrupt_mode``); kill and
   terminate delete the pod; cleanup deletes what is left of the pod and Secret;
-- ``reap_orphans`` deletes the pods (and Secrets) of servers that are gone.
+- ``reap_orphans`` (``reap_stale``, at the server's start) deletes the pods
+  (and Secrets) of servers that are gone.
 
 The ``kubernetes`` client is imported when a provisioner is first used: the
 local service does not need it. It reads ``kube_config`` (a kubeconfig file),
@@ -36,7 +37,7 @@ from typing import Any
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import KernelProvisionerBase
-from traitlets import Dict, Float, Integer, Unicode
+from traitlets import Dict, Float, Integer, Unicode, default
 
 from kernel_images import KUBERNETES_POD_TEMPLATE
 from provisioner.limits import MiB, SandboxLimits
@@ -48,6 +49,7 @@ CONNECTION_FILE = f"{CONNECTION_DIR}/connection.json"
 KERNEL_PORTS = {"shell_port": 52001, "iopub_port": 52002, "stdin_port": 52003, "control_port": 52004, "hb_port": 52005}
 KERNEL_LABEL = "coderemote.io/kernel-id"
 SERVER_LABEL = "coderemote.io/server"
+IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 POLL_S = 0.25
 LOG_TAIL_LINES = 20
 LOG_TAIL_BYTES = 4096
@@ -56,6 +58,10 @@ FAILED_WAITING_REASONS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError",
      "CrashLoopBackOff", "RunContainerError"}
 )  # fmt: skip
+
+
+class ClusterConfigError(RuntimeError):
+    """The Kubernetes client or its configuration cannot be loaded."""
 
 
 def kube_api(kube_config: str = "") -> Any:
@@ -95,9 +101,21 @@ class KubernetesProvisioner(SandboxLimits, KernelProvisionerBase):  # type: igno
         config=True,
         help="This server, on its kernels' pods (label coderemote.io/server): its pod name in the cluster.",
     )
+    server_namespace = Unicode(
+        config=True,
+        help="""This server's namespace, where ``reap_stale`` looks for the servers of kernel pods.
+        Default: the service account's namespace in a cluster, else ``default``.""",
+    )
     labels = Dict(Unicode(), config=True, help="More labels of the kernel pods (the NetworkPolicy selects on them).")
     launch_timeout = Float(60.0, config=True, help="Time for a pod to run and have an address, s.")
     ephemeral_storage_limit = Integer(256 * MiB, config=True, help="Ephemeral storage per kernel pod, bytes.")
+
+    @default("server_namespace")
+    def _server_namespace_default(self) -> str:
+        try:
+            return Path(IN_CLUSTER_NAMESPACE).read_text().strip() or "default"
+        except OSError:
+            return "default"
 
     pod: str | None = None
     _exit_code: int | None = None
@@ -252,6 +270,28 @@ class KubernetesProvisioner(SandboxLimits, KernelProvisionerBase):  # type: igno
                 volume["emptyDir"]["sizeLimit"] = str(self.tmpfs_size)
         return pod
 
+    # -- the cluster, for the service (CodeRemoteApp) -------------------------------
+
+    def prepare_host(self, build_runtime: bool) -> None:
+        """Load the client and its configuration, or raise ClusterConfigError (nothing
+        is built here: the kernel image carries the runtime)."""
+        try:
+            self._api()
+        except Exception as e:  # ImportError, the client's ConfigException, an unreadable file
+            raise ClusterConfigError(
+                f"cannot start kernels as pods: {e}. Install coderemote[kubernetes] and run in the "
+                "cluster, or set KubernetesProvisioner.kube_config to a kubeconfig file."
+            ) from e
+
+    def host_health(self) -> dict[str, Any]:
+        """What the health endpoint says: pods are started in ``namespace`` (the
+        API is not called: the health endpoint answers load balancers' probes)."""
+        return {"sandbox": "kubernetes", "runsc": None, "problems": []}
+
+    def reap_stale(self) -> list[str]:
+        """Delete the kernel pods of servers that are gone, this one's earlier life included."""
+        return reap_orphans(self._api(), self.namespace, self.server_namespace, self.server_name)
+
     # -- the pod's life ---------------------------------------------------------------
 
     def _api(self) -> Any:
@@ -327,14 +367,13 @@ class KubernetesProvisioner(SandboxLimits, KernelProvisionerBase):  # type: igno
         await asyncio.to_thread(_unless_gone, self._api().delete_namespaced_secret, name, self.namespace)
 
 
-def reap_orphans(api: Any, namespace: str, server_namespace: str) -> list[str]:
+def reap_orphans(api: Any, namespace: str, server_namespace: str, me: str) -> list[str]:
     """Delete the kernel pods and Secrets whose server pod no longer exists; return their names.
 
-    Every server labels its kernels' pods with its own pod name; a server that
-    restarts (same pod) or has gone (no such pod) leaves kernels nobody can
+    Every server labels its kernels' pods with its own pod name (``me``); a server
+    that restarts (same pod) or has gone (no such pod) leaves kernels nobody can
     reach. Run by each server as it starts, so its own earlier life is included.
     """
-    me = os.environ.get("HOSTNAME", "")
     alive: dict[str, bool] = {}
     reaped = []
     for kind, lister, deleter in (

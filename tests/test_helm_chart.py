@@ -186,11 +186,12 @@ def test_default_values_make_the_runtime_class_and_no_service_monitor() -> None:
 def test_every_setting_the_chart_writes_is_a_trait_of_the_service() -> None:
     from jupyter_server.serverapp import ServerApp
 
+    from kernel_gateway_ext.app import CodeRemoteApp
     from kernel_gateway_ext.identity import JWTIdentityProvider
     from kernel_gateway_ext.pool import KernelPool
     from provisioner import KubernetesProvisioner, SandboxLimits
 
-    known = (ServerApp, KernelPool, KubernetesProvisioner, SandboxLimits, JWTIdentityProvider)
+    known = (ServerApp, CodeRemoteApp, KernelPool, KubernetesProvisioner, SandboxLimits, JWTIdentityProvider)
     classes = {c.__name__: c for c in known}
     config = json.loads(one(render(production_values()), "ConfigMap")["data"]["jupyter_server_config.json"])
     assert set(config) <= set(classes)

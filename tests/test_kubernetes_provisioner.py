@@ -183,11 +183,8 @@ def orphan(cluster: Cluster, server: str) -> str:
     return name
 
 
-def test_kernels_of_servers_that_are_gone_are_reaped(
-    standin: tuple[Cluster, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_kernels_of_servers_that_are_gone_are_reaped(standin: tuple[Cluster, Path]) -> None:
     cluster, kubeconfig = standin
-    monkeypatch.setenv("HOSTNAME", "server-1")  # this server, restarted: its own earlier kernels are orphans too
     cluster.add(
         "pods",
         {
@@ -198,6 +195,7 @@ def test_kernels_of_servers_that_are_gone_are_reaped(
         },
     )
     gone, mine, alive = orphan(cluster, "server-0"), orphan(cluster, "server-1"), orphan(cluster, "server-2")
-    reaped = reap_orphans(kube_api(str(kubeconfig)), NAMESPACE, SERVER_NAMESPACE)
+    # server-1 is this server, restarted: its own earlier kernels are orphans too.
+    reaped = reap_orphans(kube_api(str(kubeconfig)), NAMESPACE, SERVER_NAMESPACE, "server-1")
     assert sorted(reaped) == sorted([gone, mine])
     assert cluster.names("pods", NAMESPACE) == {alive} and cluster.names("secrets", NAMESPACE) == {alive}
