@@ -261,11 +261,14 @@ class ServiceServerApp(ServerApp):  # type: ignore[misc]
         super().initialize(argv, False, new_httpserver, starter_extension)
 
     def init_server_extensions(self) -> None:
-        """Load the coderemote extension alone, whatever the configuration enables."""
+        """Load the coderemote extension alone, whatever the configuration enables; stop if it fails."""
         others = sorted(name for name, enabled in self.jpserver_extensions.items() if enabled and name != EXTENSION)
         if others:
             self.log.warning("The service loads no other server extension; not loading: %s", ", ".join(others))
         self.jpserver_extensions = {EXTENSION: True}
+        # Jupyter logs an extension that fails to link or load and serves on without it,
+        # or with its settings half read: the service stops instead, with the error.
+        self.reraise_server_extension_failures = True
         super().init_server_extensions()
 
     def init_configurables(self) -> None:

@@ -296,6 +296,21 @@ def test_health_tells_anonymous_callers_the_status_only(service: CodeRemoteServe
     status, body = call(service, "GET", "api/coderemote/health")
     details = json.loads(body)
     assert status == 200 and details["runsc"].endswith("runsc") and "pool" in details
+    assert details["sandbox"] == "gvisor" and details["problems"] == []
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--CodeRemoteApp.build_runtime=maybe",),  # read when the extension is linked
+        ("--KernelPool.size=-x",),  # read when it is loaded
+    ],
+)
+def test_a_bad_setting_of_the_extension_stops_the_service(tmp_path: Path, flags: tuple[str, ...]) -> None:
+    """Jupyter would serve on without the extension, or with its settings half read."""
+    with pytest.raises(RuntimeError, match="server did not start") as failed:
+        CodeRemoteServer(tmp_path, *flags, token=TOKEN, start_timeout=60)
+    assert flags[0].split("=")[0].split(".")[-1] in str(failed.value)  # the log names the setting
 
 
 def test_the_service_keeps_serving_after_shutdown_is_asked(service: CodeRemoteServer) -> None:
