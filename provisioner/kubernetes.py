@@ -153,7 +153,7 @@ class KubernetesProvisioner(SandboxLimits, KernelProvisionerBase):  # type: igno
             raise
         self.pod = name
         address = await self._wait_running(name)
-        info: Any = {**connection, "ip": address}
+        info: Any = {**connection, "ip": address, "key": session.key}  # the key as the kernel manager has it: bytes
         self.connection_info = info
         self.log.info("Started pod %s/%s for kernel %s", self.namespace, name, self.kernel_id)
         return self.connection_info

@@ -8,9 +8,12 @@ client. Every object it is sent is validated against the Kubernetes schemas
 (kubernetes-validate, strict: unknown fields refused) and answered 422 when
 invalid, as the API server would.
 
-Its "kubelet" runs nothing: a new pod becomes what the test asked for with
-``behave`` (running with an address, failed with a log, stuck pending, an
-image that cannot be pulled), and ``end`` makes a running pod's container exit.
+Its "kubelet" runs nothing unless asked: a new pod becomes what the test asked
+for with ``behave`` (running with an address, failed with a log, stuck pending,
+an image that cannot be pulled), and ``end`` makes a running pod's container
+exit. With ``standin_api(sandboxes=True)`` and ``behave("sandbox")`` each pod's
+kernel runs in a real local gVisor sandbox behind a loopback address of its own
+(``tests.kube_kubelet``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import kubernetes_validate
 from tornado import httpserver, web
 from tornado.ioloop import IOLoop
 
+from tests.kube_kubelet import SandboxKubelet
 from tests.servers import free_port
 
 KUBERNETES_VERSION = "1.30.0"
@@ -62,7 +66,8 @@ def matches(labels: dict[str, str], selector: str) -> bool:
 class Cluster:
     """What the stand-in holds: objects by (kind, namespace, name), pod logs, events, created manifests."""
 
-    def __init__(self) -> None:
+    def __init__(self, sandboxes: bool = False) -> None:
+        self.kubelet = SandboxKubelet(self.end) if sandboxes else None
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.logs: dict[tuple[str, str], str] = {}
         self.events: list[dict[str, Any]] = []
@@ -71,7 +76,8 @@ class Cluster:
         self.lock = threading.Lock()
 
     def behave(self, behaviour: str) -> None:
-        """What the next pods do: run, fail, pend (never scheduled), or image (cannot be pulled)."""
+        """What the next pods do: run (an address nothing answers at), fail, pend (never
+        scheduled), image (cannot be pulled), or sandbox (their kernel runs: ``sandboxes=True``)."""
         self.behaviour = behaviour
 
     def names(self, kind: str, namespace: str) -> set[str]:
@@ -88,7 +94,9 @@ class Cluster:
 
     def end(self, namespace: str, name: str, exit_code: int) -> None:
         with self.lock:
-            pod = self.objects[("pods", namespace, name)]
+            pod = self.objects.get(("pods", namespace, name))
+            if pod is None:
+                return  # deleted meanwhile
             pod["status"] = {
                 "phase": "Failed" if exit_code else "Succeeded",
                 "podIP": POD_IP,
@@ -114,10 +122,16 @@ class Cluster:
             if pod is None:
                 return
             behaviour = pod["metadata"]["annotations"].pop("standin/behaviour")
-            if behaviour == "run":
+            if behaviour in ("run", "sandbox"):
+                address = POD_IP
+                if behaviour == "sandbox":
+                    assert self.kubelet is not None, "standin_api(sandboxes=True) runs pods"
+                    (secret_name,) = [v["secret"]["secretName"] for v in pod["spec"]["volumes"] if "secret" in v]
+                    secret = self.objects[("secrets", namespace, secret_name)]
+                    address = self.kubelet.run(namespace, name, secret["data"]["connection.json"])
                 pod["status"] = {
                     "phase": "Running",
-                    "podIP": POD_IP,
+                    "podIP": address,
                     "containerStatuses": [self._container(pod, {"running": {"startedAt": now()}})],
                 }
             elif behaviour == "fail":
@@ -232,6 +246,8 @@ class Item(_Handler):
             obj = self.cluster.objects.pop((kind, namespace, name), None)
         if obj is None:
             return self.answer(404, status(404, "NotFound", f'{kind} "{name}" not found'))
+        if kind == "pods" and self.cluster.kubelet is not None:
+            self.cluster.kubelet.stop(namespace, name)
         self.answer(200, obj if kind == "pods" else {**status(200, "", ""), "status": "Success"})
 
 
@@ -246,9 +262,10 @@ class Log(_Handler):
 
 
 @contextmanager
-def standin_api(workdir: Path) -> Iterator[tuple[Cluster, Path]]:
-    """A running stand-in and a kubeconfig that points the kubernetes client at it."""
-    cluster = Cluster()
+def standin_api(workdir: Path, sandboxes: bool = False) -> Iterator[tuple[Cluster, Path]]:
+    """A running stand-in and a kubeconfig that points the kubernetes client at it
+    (``sandboxes``: its pods can run their kernels, see ``Cluster.behave``)."""
+    cluster = Cluster(sandboxes)
     port = free_port()
     ready = threading.Event()
     loop_box: dict[str, Any] = {}
@@ -290,3 +307,5 @@ def standin_api(workdir: Path) -> Iterator[tuple[Cluster, Path]]:
     finally:
         loop_box["loop"].add_callback(loop_box["loop"].stop)
         thread.join(10)
+        if cluster.kubelet is not None:
+            cluster.kubelet.close()

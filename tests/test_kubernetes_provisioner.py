@@ -7,6 +7,7 @@ is tested in the real gVisor sandbox everywhere else)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import uuid
@@ -15,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from traitlets.config import Config
 
 from kernel_images import KERNELSPECS_DIR
 from provisioner.kubernetes import (
@@ -199,3 +201,39 @@ def test_kernels_of_servers_that_are_gone_are_reaped(standin: tuple[Cluster, Pat
     reaped = reap_orphans(kube_api(str(kubeconfig)), NAMESPACE, SERVER_NAMESPACE, "server-1")
     assert sorted(reaped) == sorted([gone, mine])
     assert cluster.names("pods", NAMESPACE) == {alive} and cluster.names("secrets", NAMESPACE) == {alive}
+
+
+@pytest.fixture
+def running_pods(tmp_path: Path) -> Iterator[tuple[Cluster, Path]]:
+    with standin_api(tmp_path, sandboxes=True) as (cluster, kubeconfig):
+        cluster.behave("sandbox")
+        yield cluster, kubeconfig
+
+
+async def test_a_kernel_pod_is_connected_to_interrupted_and_killed(running_pods: tuple[Cluster, Path]) -> None:
+    """The pod's kernel runs in a real gVisor sandbox behind a loopback pod address (tests.kube_kubelet)."""
+    cluster, kubeconfig = running_pods
+    km = AsyncKernelManager(
+        kernel_name="python3-kubernetes",
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(KERNELSPECS_DIR)]),
+        config=Config({"KubernetesProvisioner": {"kube_config": str(kubeconfig), "namespace": NAMESPACE}}),
+    )
+    await km.start_kernel()
+    client = km.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        reply = await client.execute_interactive("print(6 * 7)", timeout=30, output_hook=(seen := []).append)
+        assert reply["content"]["status"] == "ok"
+        assert [m["content"]["text"] for m in seen if m["msg_type"] == "stream"] == ["42\n"]
+        # Interrupts are messages on the control channel: the pod cannot be signalled.
+        msg_id = client.execute("import time; time.sleep(30)")
+        await asyncio.sleep(1.0)
+        await km.interrupt_kernel()
+        reply = await client.get_shell_msg(timeout=10)
+        assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["ename"] == "KeyboardInterrupt"
+        assert await km.is_alive()
+    finally:
+        client.stop_channels()
+        await km.shutdown_kernel(now=True)
+    assert cluster.names("pods", NAMESPACE) == set() and cluster.names("secrets", NAMESPACE) == set()
