@@ -5,17 +5,19 @@ default, and reports a pod that fails as a clear error while it keeps serving.
 
 The cluster is ``tests.kube_standin``, a stand-in for the Kubernetes API server
 (none runs here), reached by the real client through a real kubeconfig. Its
-pods run nothing, so every pod here fails the way a broken kernel image does:
-no test connects to a pod's address (the kernel itself is tested in the real
-gVisor sandbox everywhere else).
+pods either fail the way a broken kernel image does, or run their kernel in a
+real local gVisor sandbox behind a loopback pod address (``tests.kube_kubelet``):
+nothing leaves the machine.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,3 +119,41 @@ def test_a_kernel_name_that_is_not_sandboxed_stops_the_start(tmp_path: Path, sta
 def test_a_cluster_that_cannot_be_configured_stops_the_start(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="cannot start kernels as pods"):
         pods_server(tmp_path, tmp_path / "no-kubeconfig")
+
+
+@pytest.fixture
+def running_pods(tmp_path: Path) -> Iterator[tuple[Cluster, Path]]:
+    with standin_api(tmp_path, sandboxes=True) as (cluster, kubeconfig):
+        cluster.behave("sandbox")
+        yield cluster, kubeconfig
+
+
+def wait_for(check: Any, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+    return value
+
+
+def test_the_service_executes_in_pods_from_its_warm_pool(tmp_path: Path, running_pods: tuple[Cluster, Path]) -> None:
+    """Each pod's kernel runs in a real gVisor sandbox behind a loopback address (tests.kube_kubelet)."""
+    cluster, kubeconfig = running_pods
+    server = pods_server(tmp_path, kubeconfig, "--KernelPool.size=1")
+    try:
+        wait_for(lambda: server.request("GET", "api/coderemote/health")[1]["pool"]["idle"] == 1)
+        (warm,) = cluster.names("pods", NAMESPACE)
+        status, result = server.request("POST", "api/coderemote/execute", {"code": "print(6 * 7)"})
+        assert status == 200 and result["status"] == "ok" and result["stdout"] == "42\n", result
+        # A fresh sandbox per request: the warm pod served it and is gone; the pool made another.
+        wait_for(lambda: warm not in cluster.names("pods", NAMESPACE) and len(cluster.names("pods", NAMESPACE)) == 1)
+        # api/kernels takes the warm pod too; its kernel is the caller's until deleted.
+        status, kernel = server.request("POST", "api/kernels", {})
+        assert status == 201 and kernel["name"] == "python3-kubernetes", kernel
+        assert f"cr-{kernel['id']}" in cluster.names("pods", NAMESPACE)
+        assert server.request("POST", f"api/kernels/{kernel['id']}/interrupt")[0] == 204
+        assert server.request("DELETE", f"api/kernels/{kernel['id']}")[0] == 204
+        wait_for(lambda: f"cr-{kernel['id']}" not in cluster.names("pods", NAMESPACE))
+    finally:
+        server.stop()
+    assert wait_for(lambda: not cluster.names("pods", NAMESPACE), timeout=30)  # the server's stop deletes its pods
