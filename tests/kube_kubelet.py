@@ -44,6 +44,7 @@ class _Pod:
     kernel: AsyncKernelManager | None = None
     listeners: list[asyncio.Server] = field(default_factory=list)
     watcher: asyncio.Task[Any] | None = None
+    starting: Future[None] | None = None
 
 
 class SandboxKubelet:
@@ -53,6 +54,7 @@ class SandboxKubelet:
         self.on_exit = on_exit  # on_exit(namespace, name, exit_code): the pod's container ended
         self.folder = Path(tempfile.mkdtemp(prefix="coderemote-kubelet-"))
         self.pods: dict[tuple[str, str], _Pod] = {}
+        self.stopping: list[Future[None]] = []
         self._addresses = itertools.count(2)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="kubelet")
@@ -64,7 +66,9 @@ class SandboxKubelet:
         self.pods[(namespace, name)] = pod
         started = asyncio.run_coroutine_threadsafe(self._listen(pod, json.loads(connection)), self.loop)
         started.result(10)  # its ports answer before it is said to run; the kernel comes up behind them
-        asyncio.run_coroutine_threadsafe(self._start(namespace, name, pod, json.loads(connection)), self.loop)
+        pod.starting = asyncio.run_coroutine_threadsafe(
+            self._start(namespace, name, pod, json.loads(connection)), self.loop
+        )
         return pod.address
 
     def stop(self, namespace: str, name: str) -> Future[None] | None:
@@ -72,15 +76,28 @@ class SandboxKubelet:
         pod = self.pods.pop((namespace, name), None)
         if pod is None:
             return None
-        return asyncio.run_coroutine_threadsafe(self._stop(pod), self.loop)
+        stopping = asyncio.run_coroutine_threadsafe(self._stop(pod), self.loop)
+        self.stopping.append(stopping)
+        return stopping
 
     def close(self) -> None:
-        for future in [self.stop(*key) for key in list(self.pods)]:
-            if future is not None:
-                with contextlib.suppress(Exception):
-                    future.result(60)
+        """Stop every pod's sandbox (those being stopped included), then the loop."""
+        for key in list(self.pods):
+            self.stop(*key)
+        for future in self.stopping:
+            with contextlib.suppress(Exception):
+                future.result(60)
+        asyncio.run_coroutine_threadsafe(self._cancel_pipes(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+    async def _cancel_pipes(self) -> None:
+        """Cancel what still runs on the loop (pipes of connections the server left open)."""
+        pipes = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in pipes:
+            task.cancel()
+        if pipes:
+            await asyncio.wait(pipes, timeout=2)
 
     # -- on the kubelet's loop ------------------------------------------------------
 
@@ -133,6 +150,9 @@ class SandboxKubelet:
     async def _stop(self, pod: _Pod) -> None:
         for listener in pod.listeners:
             listener.close()
+        if pod.starting is not None:  # deleted while its sandbox starts: stop it once started
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(pod.starting)
         if pod.watcher is not None:
             pod.watcher.cancel()
         if pod.kernel is not None and pod.kernel.has_kernel:

@@ -113,12 +113,12 @@ def test_the_service_runs_its_kernels_as_pods(tmp_path: Path, standin: tuple[Clu
 def test_a_kernel_name_that_is_not_sandboxed_stops_the_start(tmp_path: Path, standin: tuple[Cluster, Path]) -> None:
     _, kubeconfig = standin
     with pytest.raises(RuntimeError, match="would run on the host"):
-        pods_server(tmp_path, kubeconfig, kernel_name="python3")
+        pods_server(tmp_path, kubeconfig, kernel_name="python3").stop()  # (stopped if it started)
 
 
 def test_a_cluster_that_cannot_be_configured_stops_the_start(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="cannot start kernels as pods"):
-        pods_server(tmp_path, tmp_path / "no-kubeconfig")
+        pods_server(tmp_path, tmp_path / "no-kubeconfig").stop()
 
 
 @pytest.fixture

@@ -309,7 +309,7 @@ def test_health_tells_anonymous_callers_the_status_only(service: CodeRemoteServe
 def test_a_bad_setting_of_the_extension_stops_the_service(tmp_path: Path, flags: tuple[str, ...]) -> None:
     """Jupyter would serve on without the extension, or with its settings half read."""
     with pytest.raises(RuntimeError, match="server did not start") as failed:
-        CodeRemoteServer(tmp_path, *flags, token=TOKEN, start_timeout=60)
+        CodeRemoteServer(tmp_path, *flags, token=TOKEN, start_timeout=60).stop()  # (stopped if it started)
     assert flags[0].split("=")[0].split(".")[-1] in str(failed.value)  # the log names the setting
 
 
