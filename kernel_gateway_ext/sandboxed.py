@@ -215,7 +215,18 @@ class SandboxedMappingKernelManager(AsyncMappingKernelManager):  # type: ignore[
             self._starting[owner] -= 1
         self._owners[started] = owner
         self._watch_runs(started)
+        self.add_restart_callback(started, lambda: self._restarting(started), "restart")
         return started
+
+    def _restarting(self, kernel_id: str) -> None:
+        """The restarter replaces a dead sandbox: its kernel is "starting" again.
+
+        Jupyter Server leaves the dead kernel's last state ("busy", for one
+        killed mid-run), and a websocket that reconnects meanwhile then skips
+        its nudge and waits for a kernel_info reply the new kernel never got.
+        """
+        if kernel_id in self._kernels:
+            self._kernels[kernel_id].execution_state = "starting"
 
     def _adopt_from_pool(self, kernel_name: str) -> str | None:
         """A warm, never-used kernel of the REST pool, taken over as one of ours; None if there is none.

@@ -64,8 +64,12 @@ def jwt_server(workdir: Path, *flags: str) -> CodeRemoteServer:
 # -- the websocket -----------------------------------------------------------------------
 
 
-async def open_channels(server: CodeRemoteServer, kernel_id: str, bearer: str | None) -> WebSocketClientConnection:
+async def open_channels(
+    server: CodeRemoteServer, kernel_id: str, bearer: str | None, session_id: str | None = None
+) -> WebSocketClientConnection:
     url = server.url.replace("http://", "ws://") + f"api/kernels/{kernel_id}/channels"
+    if session_id is not None:  # the client's session: a reconnection with the same one resumes it
+        url += f"?session_id={session_id}"
     auth = f"Bearer {bearer}" if bearer is not None else f"token {server.token}"
     return await websocket_connect(HTTPRequest(url, headers={"Authorization": auth}))
 

@@ -4,15 +4,20 @@ from the warm pool: a real ``jupyter coderemote`` with real gVisor sandboxes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 
 import pytest
+from jupyter_client.jsonutil import json_default
+from jupyter_client.session import Session
 
 from tests.servers import CodeRemoteServer
 from tests.test_rate_limits import jwt_server, open_channels, run_cell, token
+from tests.test_websocket import execute_request
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +69,39 @@ async def test_api_kernels_take_a_warm_pool_kernel(server: CodeRemoteServer) -> 
     assert server.request("DELETE", f"api/kernels/{kernel['id']}", bearer=bearer)[0] == 204
     await asyncio.sleep(0)
     assert server.request("GET", f"api/kernels/{kernel['id']}", bearer=bearer)[0] == 404
+
+
+async def test_a_client_reconnecting_during_a_restart_reaches_the_new_kernel(server: CodeRemoteServer) -> None:
+    """A sandbox killed mid-run (over its memory limit) is restarted; a client that
+    reconnects as soon as it hears "restarting", as JupyterLab does, is answered by
+    the new kernel instead of waiting on a connection to the dead one."""
+    bearer = token("rita")
+    status, kernel = server.request("POST", "api/kernels", {"name": "python3-sandboxed"}, bearer=bearer)
+    assert status == 201, kernel
+    session_id = uuid.uuid4().hex
+    ws = await open_channels(server, kernel["id"], bearer, session_id)
+    try:
+        hog = "blocks = []\nwhile True:\n    blocks.append(b'x' * (64 * 1024 * 1024))\n"
+        _, frame = execute_request(Session(), hog)
+        await ws.write_message(frame)
+        while True:
+            answer = json.loads(await asyncio.wait_for(ws.read_message(), timeout=90))
+            if answer["msg_type"] == "status" and answer["content"]["execution_state"] == "restarting":
+                assert answer["content"]["coderemote"] == {"reason": "memory_limit"}
+                break
+        ws.close()
+        ws = await open_channels(server, kernel["id"], bearer, session_id)
+        info = Session().msg("kernel_info_request", {})  # what JupyterLab sends first on a new connection
+        info["channel"] = "shell"
+        await ws.write_message(json.dumps(info, default=json_default))
+        while True:
+            answer = json.loads(await asyncio.wait_for(ws.read_message(), timeout=30))
+            if answer["msg_type"] == "kernel_info_reply":
+                assert answer["parent_header"]["msg_id"] == info["header"]["msg_id"]
+                break
+        cell = await run_cell(ws, "print('after the restart')", timeout=30)
+        assert cell["reply"]["content"]["status"] == "ok", cell
+        assert [m["content"]["text"] for m in cell["iopub"] if m["msg_type"] == "stream"] == ["after the restart\n"]
+    finally:
+        ws.close()
+        assert server.request("DELETE", f"api/kernels/{kernel['id']}", bearer=bearer)[0] == 204
