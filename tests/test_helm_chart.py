@@ -200,3 +200,32 @@ def test_every_setting_the_chart_writes_is_a_trait_of_the_service() -> None:
         assert set(settings) <= set(traits), (section, set(settings) - set(traits))
         made = classes[section](config=Config(config))  # a value of the wrong type is a TraitError
         assert all(getattr(made, name) == value for name, value in settings.items())
+
+
+def test_an_ingress_pins_each_client_to_the_replica_of_its_kernels() -> None:
+    """Kernels live on the replica that started them: the Service pins by client
+    address and the Ingress (which reaches the pods past the Service) by cookie."""
+    assert of_kind(render({}), "Ingress") == []
+    objects = render(production_values())
+    service = one(objects, "Service")
+    assert service["spec"]["sessionAffinity"] == "ClientIP"
+    ingress = one(objects, "Ingress")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/affinity"] == "cookie"
+    assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 600  # websockets stay open
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == production_values()["ingress"]["host"] == ingress["spec"]["tls"][0]["hosts"][0]
+    (path,) = rule["http"]["paths"]
+    assert path["backend"]["service"] == {"name": service["metadata"]["name"], "port": {"name": "http"}}
+    assert [p["name"] for p in service["spec"]["ports"]] == ["http"]
+
+
+def test_a_load_balancer_can_keep_client_addresses_for_the_affinity() -> None:
+    spec = one(render({"service": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}}), "Service")["spec"]
+    assert (spec["externalTrafficPolicy"], spec["sessionAffinity"]) == ("Local", "ClientIP")
+    assert "externalTrafficPolicy" not in one(render({}), "Service")["spec"]  # not a ClusterIP field
+
+
+def test_an_ingress_needs_a_host() -> None:
+    with pytest.raises(Exception, match="ingress.host is required"):
+        render({"ingress": {"enabled": True}})
