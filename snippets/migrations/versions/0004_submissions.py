@@ -1,4 +1,5 @@
-"""Submissions: asynchronous executions, queued in the database.
+"""Submissions: asynchronous executions, queued in the database (the rows, and
+procrastinate's queue tables and functions, from the procrastinate installed).
 
 Revision ID: 0004
 Revises: 0003
@@ -7,6 +8,7 @@ Create Date: 2026-12-05
 
 import sqlalchemy as sa
 from alembic import op
+from procrastinate.schema import SchemaManager
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0004"
@@ -16,6 +18,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    connection = op.get_bind()
+    if connection.exec_driver_sql("SELECT to_regclass('procrastinate_jobs')").scalar() is None:
+        # On the driver's own cursor, without parameters: psycopg reads no placeholders into it.
+        with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(SchemaManager.get_schema())
     op.create_table(
         "submissions",
         sa.Column("id", sa.Uuid, primary_key=True),
