@@ -14,8 +14,8 @@ worker runs any submission and a server that dies loses none:
   queued before it, so one user's thousand queued submissions take turns with
   another user's first one instead of going first.
 - A stopping server gives its runs ``shutdown_grace`` s and queues the rest
-  again. A server killed mid-run leaves its jobs "doing" with a worker that no
-  longer beats: every server looks for such stalled jobs (``stalled_check_interval``)
+  again. A server killed mid-run leaves its jobs "doing" with a worker that no longer
+  beats: every server looks for such stalled jobs (``stalled_check_interval``)
   and queues each submission once more (a sandbox's run changes nothing outside
   it, so running it again is safe); one whose second run is lost too ends as
   ``killed``.
@@ -34,7 +34,6 @@ from typing import Any
 import procrastinate
 from jupyter_server.auth.decorator import authorized
 from prometheus_client import Gauge
-from psycopg.conninfo import make_conninfo
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -56,6 +55,7 @@ MAX_LIMIT = 100
 MAX_OFFSET = 1_000_000
 MAX_IDEMPOTENCY_KEY = 255
 QUEUE_FULL_RETRY_S = 5  # Retry-After of a full queue: about one run
+SCHEMA_LOCK = 0x636F_6465  # pg_advisory_lock key: one server applies the queue's schema
 COLUMNS = tuple(Submission.__table__.c)
 QUEUED_DEPTH = Gauge("coderemote_submissions_queued", "Submissions waiting in the queue (all users).")
 
@@ -77,7 +77,9 @@ def conninfo(engine: AsyncEngine) -> str:
     url = engine.url
     params = {k: v for k, v in url.translate_connect_args(username="user", database="dbname").items() if v}
     params.update({k: v for k, v in url.query.items() if isinstance(v, str)})
-    return make_conninfo(**params)
+    return " ".join(
+        f"{k}='{str(v).replace(chr(92), chr(92) * 2).replace(chr(39), chr(92) + chr(39))}'" for k, v in params.items()
+    )
 
 
 def request_fingerprint(body: dict[str, Any]) -> bytes:
@@ -158,8 +160,6 @@ class Submissions(LoggingConfigurable):
         self._tasks: list[asyncio.Task[Any]] = []
         self._finished: dict[str, asyncio.Event] = {}
         self._running: set[str] = set()  # submissions this server's worker runs
-        self._stopped = False
-        self._opening: asyncio.Future[None] | None = None
         self.start_error: str | None = "the queue is opening" if self.engine is not None else "no database"
 
     @property
@@ -168,32 +168,18 @@ class Submissions(LoggingConfigurable):
 
     # -- life ------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Open the queue and start this server's worker, in the background (its
-        tables come with the database's migrations, see ``0004_submissions``)."""
-        if self._opening is None:
-            self._opening = asyncio.ensure_future(self._open())
-
-    async def _open(self) -> None:
-        if self.engine is None or self.execution is None or self._app is not None or self._stopped:
+    async def start(self) -> None:
+        """Open the queue (its schema made once per database) and start this server's worker."""
+        if self.engine is None or self.execution is None or self._app is not None:
             return
-        # A small pool: the worker's LISTEN connection, its fetches and the runs' updates.
-        connector = procrastinate.PsycopgConnector(
-            conninfo=conninfo(self.engine), min_size=1, max_size=max(1, self.workers) + 2
-        )
-        app = procrastinate.App(connector=connector)
-        app.task(name=TASK, queue=QUEUE)(self._run)
         try:
+            app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(self.engine)))
+            app.task(name=TASK, queue=QUEUE)(self._run)
             await app.open_async()
-        except BaseException as e:
-            await app.close_async()
-            if isinstance(e, asyncio.CancelledError):
-                raise
+            await self._ensure_schema(app)
+        except Exception as e:
             self.start_error = str(e)
             self.log.error("Submissions are unavailable: the queue did not open: %s", e)
-            return
-        if self._stopped:  # the server stopped while the queue opened
-            await app.close_async()
             return
         self._app = app
         self.start_error = None
@@ -208,13 +194,6 @@ class Submissions(LoggingConfigurable):
 
     async def stop(self) -> None:
         """Stop the worker; the submissions it was running go back to the queue for another server."""
-        self._stopped = True
-        if self._opening is not None and not self._opening.done():
-            self._opening.cancel()  # a stop while the queue opens
-            try:
-                await self._opening
-            except (asyncio.CancelledError, Exception):
-                pass
         interrupted = set(self._running)
         for task in self._tasks:
             task.cancel()
@@ -240,6 +219,18 @@ class Submissions(LoggingConfigurable):
                 self.log.info("Submission %s goes back to the queue: this server stops", submission_id)
         except Exception as e:  # the stalled check of another server requeues it then
             self.log.warning("Could not requeue submission %s: %s", submission_id, e)
+
+    async def _ensure_schema(self, app: procrastinate.App) -> None:
+        assert self.engine is not None
+        async with self.engine.connect() as connection:
+            await connection.exec_driver_sql(f"SELECT pg_advisory_lock({SCHEMA_LOCK})")
+            try:
+                present = (await connection.exec_driver_sql("SELECT to_regclass('procrastinate_jobs')")).scalar()
+                if present is None:
+                    self.log.info("Creating the submission queue's tables (procrastinate)")
+                    await app.schema_manager.apply_schema_async()
+            finally:
+                await connection.exec_driver_sql(f"SELECT pg_advisory_unlock({SCHEMA_LOCK})")
 
     async def _watch(self) -> None:
         """Requeue the submissions of dead workers; keep the depth gauge current."""
@@ -507,6 +498,14 @@ class _SubmissionsAPIHandler(CodeRemoteAPIHandler):
         if not self.submissions.available:
             raise web.HTTPError(503, f"submissions are unavailable: {self.submissions.start_error}")
 
+    def _int(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.get_argument(name, None)
+        if raw is None:
+            return default
+        if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+            raise web.HTTPError(400, f"'{name}' must be an integer from {low} to {high}")
+        return int(raw)
+
     def _location(self, submission_id: str) -> str:
         return f"{self.base_url.rstrip('/')}/api/coderemote/submissions/{submission_id}"
 
@@ -571,8 +570,8 @@ class SubmissionsHandler(_SubmissionsAPIHandler):
     @authorized
     async def get(self) -> None:
         """The caller's submissions, newest first."""
-        limit = self.int_argument("limit", 20, 1, MAX_LIMIT)
-        offset = self.int_argument("offset", 0, 0, MAX_OFFSET)
+        limit = self._int("limit", 20, 1, MAX_LIMIT)
+        offset = self._int("offset", 0, 0, MAX_OFFSET)
         status = self.get_argument("status", None)
         if status is not None and status not in STATUSES:
             raise web.HTTPError(400, f"'status' must be one of {', '.join(STATUSES)}")

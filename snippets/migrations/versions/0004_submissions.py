@@ -1,5 +1,4 @@
-"""Submissions: asynchronous executions, queued in the database (the rows, and
-procrastinate's queue tables and functions, from the procrastinate installed).
+"""Submissions: asynchronous executions, queued in the database.
 
 Revision ID: 0004
 Revises: 0003
@@ -8,7 +7,6 @@ Create Date: 2026-12-05
 
 import sqlalchemy as sa
 from alembic import op
-from procrastinate.schema import SchemaManager
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0004"
@@ -18,11 +16,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-    connection = op.get_bind()
-    if connection.exec_driver_sql("SELECT to_regclass('procrastinate_jobs')").scalar() is None:
-        # On the driver's own cursor, without parameters: psycopg reads no placeholders into it.
-        with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
-            cursor.execute(SchemaManager.get_schema())
     op.create_table(
         "submissions",
         sa.Column("id", sa.Uuid, primary_key=True),
