@@ -251,9 +251,9 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
     async def stop_extension(self) -> None:
         if "coderemote_execution" not in self.settings:
             return  # the extension failed to load: nothing of it was started
-        await self.settings["coderemote_submissions"].stop()  # its runs go back to the queue first
         await self.settings["coderemote_execution"].shutdown()
         await self.settings["coderemote_rate_limiter"].stop()
+        await self.settings["coderemote_submissions"].stop()
         await self.settings["coderemote_history"].stop()
         if self.settings["coderemote_history"].engine is not None:
             await self.settings["coderemote_history"].engine.dispose()

@@ -13,8 +13,7 @@ worker runs any submission and a server that dies loses none:
 - Fairness: a job's priority is minus the number of the user's submissions
   queued before it, so one user's thousand queued submissions take turns with
   another user's first one instead of going first.
-- A stopping server gives its runs ``shutdown_grace`` s and queues the rest
-  again. A server killed mid-run leaves its jobs "doing" with a worker that no longer
+- A server killed mid-run leaves its jobs "doing" with a worker that no longer
   beats: every server looks for such stalled jobs (``stalled_check_interval``)
   and queues each submission once more (a sandbox's run changes nothing outside
   it, so running it again is safe); one whose second run is lost too ends as
@@ -141,13 +140,6 @@ class Submissions(LoggingConfigurable):
         help="""A worker silent this long is taken for dead and its running submissions are
         queued again, s (procrastinate's heartbeat comes every 10 s). Default 30.""",
     )
-    shutdown_grace = Float(
-        5.0,
-        config=True,
-        help="""Time a stopping server gives the submissions it runs to finish, s; those
-        still running then are stopped and go back to the queue for another server
-        (they run again from the start). Default 5.""",
-    )
     worker_name = Unicode(help="The worker's name in the queue (default: coderemote-<pid>).")
 
     engine = Instance(AsyncEngine, allow_none=True, help="The database engine (None: no submissions).")
@@ -159,7 +151,6 @@ class Submissions(LoggingConfigurable):
         self._app: procrastinate.App | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._finished: dict[str, asyncio.Event] = {}
-        self._running: set[str] = set()  # submissions this server's worker runs
         self.start_error: str | None = "the queue is opening" if self.engine is not None else "no database"
 
     @property
@@ -186,15 +177,12 @@ class Submissions(LoggingConfigurable):
         name = self.worker_name or f"coderemote-{os.getpid()}"
         worker = app.run_worker_async(
             queues=[QUEUE], concurrency=max(1, self.workers), name=name, install_signal_handlers=False,
-            stalled_worker_timeout=self.stalled_after, update_heartbeat_interval=min(10.0, self.stalled_after / 3),
-            shutdown_graceful_timeout=self.shutdown_grace,
+            stalled_worker_timeout=self.stalled_after,
         )  # fmt: skip
         self._tasks = [asyncio.ensure_future(worker), asyncio.ensure_future(self._watch())]
         self.log.info("Submissions: worker %s runs %d at once", name, self.workers)
 
     async def stop(self) -> None:
-        """Stop the worker; the submissions it was running go back to the queue for another server."""
-        interrupted = set(self._running)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -204,21 +192,8 @@ class Submissions(LoggingConfigurable):
                 pass
         self._tasks = []
         if self._app is not None:
-            for submission_id in interrupted:
-                await self._requeue(submission_id)
             await self._app.close_async()
             self._app = None
-
-    async def _requeue(self, submission_id: str) -> None:
-        """Queue a submission this server stopped running again, as a new job (never raises)."""
-        assert self._app is not None
-        try:
-            if await self._set(submission_id, where_status="running", status="queued", started_at=None):
-                job_id = await self._app.configure_task(TASK).defer_async(submission_id=submission_id)
-                await self._set(submission_id, job_id=job_id)
-                self.log.info("Submission %s goes back to the queue: this server stops", submission_id)
-        except Exception as e:  # the stalled check of another server requeues it then
-            self.log.warning("Could not requeue submission %s: %s", submission_id, e)
 
     async def _ensure_schema(self, app: procrastinate.App) -> None:
         assert self.engine is not None
@@ -253,17 +228,17 @@ class Submissions(LoggingConfigurable):
                         select(Submission.attempts, Submission.status).where(Submission.id == uuid.UUID(submission_id))
                     )
                 ).first()
-            # (A job fetched just before the server died may not have claimed its row yet: still "queued".)
-            if row is not None and row.status in ("queued", "running") and row.attempts < 2:
+            if row is not None and row.status == "running" and row.attempts < 2:
                 self.log.warning("Submission %s lost its worker: queued again", submission_id)
                 await self._set(submission_id, status="queued", started_at=None)
                 await manager.retry_job_by_id_async(int(job.id or 0), retry_at=datetime.now(timezone.utc))
                 continue
-            if row is not None and row.status in ("queued", "running"):
+            if row is not None and row.status == "running":
                 self.log.warning("Submission %s lost its worker twice: killed", submission_id)
                 error = {"ename": "Killed", "evalue": "the server running it stopped, twice", "traceback": []}
-                killed = ExecutionResult(submission_id, status="killed", error=error).to_dict()
-                await self._finish(submission_id, killed, where_status=row.status)
+                await self._finish(
+                    submission_id, ExecutionResult(submission_id, status="killed", error=error).to_dict()
+                )
             await manager.finish_job_by_id_async(
                 int(job.id or 0), status=procrastinate.jobs.Status.FAILED, delete_job=False
             )
@@ -383,19 +358,15 @@ class Submissions(LoggingConfigurable):
         """The submission once it is finished, or as it is after ``timeout`` s."""
         deadline = asyncio.get_running_loop().time() + timeout
         event = self._finished.setdefault(submission_id, asyncio.Event())
-        try:
-            while True:
-                submission = await self.get(user, submission_id)
-                left = deadline - asyncio.get_running_loop().time()
-                if submission["status"] in ("done", "cancelled") or left <= 0:
-                    return submission
-                try:  # woken by this server's worker; polled for another replica's
-                    await asyncio.wait_for(event.wait(), timeout=min(left, 0.5))
-                except asyncio.TimeoutError:
-                    pass
-        finally:
-            if self._finished.get(submission_id) is event:
-                del self._finished[submission_id]
+        while True:
+            submission = await self.get(user, submission_id)
+            left = deadline - asyncio.get_running_loop().time()
+            if submission["status"] in ("done", "cancelled") or left <= 0:
+                return submission
+            try:  # woken by this server's worker; polled for another replica's
+                await asyncio.wait_for(event.wait(), timeout=min(left, 0.5))
+            except asyncio.TimeoutError:
+                pass
 
     # -- the worker's task -------------------------------------------------------------
 
@@ -414,18 +385,12 @@ class Submissions(LoggingConfigurable):
         if row is None:
             return  # cancelled before it ran
         QUEUED_DEPTH.dec()
-        self._running.add(submission_id)
-        try:
-            await self._run_claimed(submission_id, row.user, row.request)
-        finally:
-            self._running.discard(submission_id)
-
-    async def _run_claimed(self, submission_id: str, user: str, body: dict[str, Any]) -> None:
-        assert self.execution is not None
-        request = ExecutionRequest(code=body["code"], stdin=body["stdin"], timeout_s=body["timeout_s"])
+        request = ExecutionRequest(
+            code=row.request["code"], stdin=row.request["stdin"], timeout_s=row.request["timeout_s"]
+        )
         while True:
             try:
-                result = await self.execution.execute(request, owner=user)
+                result = await self.execution.execute(request, owner=row.user)
                 break
             except (CapacityError, SandboxUnavailableError) as e:  # every sandbox busy: it waits its turn
                 self.log.info("Submission %s waits for a sandbox: %s", submission_id, e)
@@ -433,17 +398,13 @@ class Submissions(LoggingConfigurable):
         await self._finish(submission_id, result.to_dict())
         if self.history is not None:
             self.history.record(  # type: ignore[attr-defined]
-                user=user, source="submission", status=result.status, duration_ms=result.duration_ms,
+                user=row.user, source="submission", status=result.status, duration_ms=result.duration_ms,
                 code=request.code, kernel_id=result.kernel_id, usage=result.usage,
             )  # fmt: skip
 
-    async def _finish(self, submission_id: str, result: dict[str, Any], where_status: str = "running") -> None:
+    async def _finish(self, submission_id: str, result: dict[str, Any]) -> None:
         await self._set(
-            submission_id,
-            where_status=where_status,
-            status="done",
-            result=result,
-            finished_at=datetime.now(timezone.utc),
+            submission_id, where_status="running", status="done", result=result, finished_at=datetime.now(timezone.utc)
         )
         self._finished.pop(submission_id, asyncio.Event()).set()
 

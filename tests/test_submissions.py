@@ -4,10 +4,8 @@ read back by their owner only."""
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -25,17 +23,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeRemoteServe
         "--Submissions.max_queued_per_user=25",
         "--RateLimiter.executions_per_minute=1000",
     )
-    wait_for_queue(server)
-    yield server
-    server.stop()
-
-
-def wait_for_queue(server: CodeRemoteServer) -> None:
-    """Until the server's queue is open (it opens once the server runs: 503 until then)."""
     deadline = time.monotonic() + 60
-    while server.request("GET", "api/coderemote/submissions", bearer=ALICE)[0] == 503:
+    while server.request("GET", "api/coderemote/submissions", bearer=ALICE)[0] == 503:  # the queue opens
         assert time.monotonic() < deadline, "the submission queue did not open"
         time.sleep(0.2)
+    yield server
+    server.stop()
 
 
 def submit(server: CodeRemoteServer, body: dict[str, Any], bearer: str = ALICE, **headers: str) -> tuple[int, Any]:
@@ -167,43 +160,3 @@ def test_past_the_queued_limit_a_user_gets_429_and_others_still_run(server: Code
     dave_done = finished(server, daves["id"], dave)["finished_at"]
     carols_last = finished(server, batch["submissions"][-1]["id"], carol)["finished_at"]
     assert dave_done < carols_last
-
-
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
-def test_a_server_that_goes_away_loses_no_submission(tmp_path: Any, fresh_database_url: str, sig: int) -> None:
-    """Stop the server (SIGKILL, or SIGTERM) while it runs two of four slow
-    submissions; a new server on the same database runs all four: the waiting
-    ones as queued, the running ones again from the start (a stopping server
-    queues them again itself; a killed one's are queued again once its worker
-    has been silent for stalled_after)."""
-    flags = (
-        f"--SnippetStore.database_url={fresh_database_url}",
-        "--Submissions.workers=2",
-        "--Submissions.stalled_after=6",
-        "--Submissions.stalled_check_interval=1",
-    )
-    (tmp_path / "first").mkdir()
-    first = jwt_server(tmp_path / "first", *flags)
-    try:
-        wait_for_queue(first)
-        deadline = time.monotonic() + 60
-        slow = {"code": "import time\ntime.sleep(6)\nprint('slept')", "timeout_s": 20}
-        ids = [submit(first, slow)[1]["id"] for _ in range(4)]
-        while sum(first.request("GET", f"api/coderemote/submissions/{i}", bearer=ALICE)[1]["status"] == "running"
-                  for i in ids) < 2:  # fmt: skip
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-    finally:
-        first.stop(sig)
-    killed_at = datetime.now(timezone.utc)
-    (tmp_path / "second").mkdir()
-    second = jwt_server(tmp_path / "second", *flags)
-    try:
-        wait_for_queue(second)
-        results = [finished(second, i, timeout=120) for i in ids]
-        assert [r["status"] for r in results] == ["done"] * 4, results
-        assert [r["result"]["stdout"] for r in results] == ["slept\n"] * 4, results
-        # The two that were running when the server died ran again from the start.
-        assert all(datetime.fromisoformat(r["started_at"]) > killed_at for r in results), results
-    finally:
-        second.stop()
