@@ -1,5 +1,5 @@
-"""The execution history: every REST execution, websocket cell, submission and
-timed run of an analysis, in PostgreSQL (table ``executions``), and ``GET api/coderemote/executions``.
+"""The execution history: every REST execution, websocket cell and timed run of
+an analysis, in PostgreSQL (table ``executions``), and ``GET api/coderemote/executions``.
 
 Recording never holds up an execution: ``record`` only puts a row on a bounded
 queue, which a background task writes in batches after the replies are sent;
@@ -26,7 +26,7 @@ from kernel_gateway_ext.handlers import CodeRemoteAPIHandler
 from kernel_gateway_ext.identity import is_admin
 from snippets.models import Execution
 
-SOURCES = ("rest", "websocket", "analysis", "submission")
+SOURCES = ("rest", "websocket", "analysis")
 STATUSES = ("ok", "error", "timeout", "memory_limit", "output_limit", "killed", "aborted")
 MAX_LIMIT = 100
 MAX_OFFSET = 1_000_000
