@@ -31,6 +31,8 @@ from kernel_gateway_ext.sandboxed import (
     provisioner_class,
 )
 from kernel_gateway_ext.service_mode import ServiceServerApp
+from kernel_gateway_ext.submissions import Submissions
+from kernel_gateway_ext.submissions import default_handlers as submission_handlers
 from provisioner import GVisorProvisioner, KubernetesProvisioner
 from provisioner.kubernetes import ClusterConfigError
 from provisioner.runsc import RunscTooOldError
@@ -64,6 +66,7 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         SandboxedKernelSpecManager,
         RateLimiter,
         History,
+        Submissions,
     ]
     static_paths = [str(HERE / "static")]
     template_paths = [str(HERE / "templates")]
@@ -211,9 +214,12 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         history = History(parent=self, engine=engine)
         IOLoop.current().add_callback(limiter.start)
         IOLoop.current().add_callback(history.start)
+        submissions = Submissions(parent=self, engine=engine, execution=execution, history=history)
+        IOLoop.current().add_callback(submissions.start)
         self.settings.update(
             coderemote_rate_limiter=limiter,
             coderemote_history=history,
+            coderemote_submissions=submissions,
             coderemote_execution=execution,
             coderemote_analysis=AnalysisService(parent=self),
             coderemote_snippets=snippets,
@@ -234,12 +240,18 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         from kernel_gateway_ext.openapi import default_handlers as openapi_handlers
 
         self.handlers.extend(
-            default_handlers + analysis_handlers + snippet_handlers + history_handlers + openapi_handlers
+            default_handlers
+            + analysis_handlers
+            + snippet_handlers
+            + history_handlers
+            + submission_handlers
+            + openapi_handlers
         )
 
     async def stop_extension(self) -> None:
         if "coderemote_execution" not in self.settings:
             return  # the extension failed to load: nothing of it was started
+        await self.settings["coderemote_submissions"].stop()  # its runs go back to the queue first
         await self.settings["coderemote_execution"].shutdown()
         await self.settings["coderemote_rate_limiter"].stop()
         await self.settings["coderemote_history"].stop()

@@ -89,6 +89,15 @@ class CodeRemoteAPIHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[m
             self.set_header(name, value)
         super().write_error(status_code, **kwargs)
 
+    def int_argument(self, name: str, default: int, low: int, high: int) -> int:
+        """The query argument ``name`` as an integer from ``low`` to ``high`` (HTTP 400 otherwise)."""
+        raw = self.get_argument(name, None)
+        if raw is None:
+            return default
+        if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+            raise web.HTTPError(400, f"'{name}' must be an integer from {low} to {high}")
+        return int(raw)
+
     def json_body(self) -> dict[str, Any]:
         """The request's JSON object, through ``parse_json_body`` (HTTP 400/413 otherwise)."""
         if self._body_too_large:

@@ -1,5 +1,5 @@
-"""The execution history: every REST execution, websocket cell and timed run of
-an analysis, in PostgreSQL (table ``executions``), and ``GET api/coderemote/executions``.
+"""The execution history: every REST execution, websocket cell, submission and
+timed run of an analysis, in PostgreSQL (table ``executions``), and ``GET api/coderemote/executions``.
 
 Recording never holds up an execution: ``record`` only puts a row on a bounded
 queue, which a background task writes in batches after the replies are sent;
@@ -26,7 +26,7 @@ from kernel_gateway_ext.handlers import CodeRemoteAPIHandler
 from kernel_gateway_ext.identity import is_admin
 from snippets.models import Execution
 
-SOURCES = ("rest", "websocket", "analysis")
+SOURCES = ("rest", "websocket", "analysis", "submission")
 STATUSES = ("ok", "error", "timeout", "memory_limit", "output_limit", "killed", "aborted")
 MAX_LIMIT = 100
 MAX_OFFSET = 1_000_000
@@ -230,20 +230,12 @@ class ExecutionsHandler(CodeRemoteAPIHandler):
     def history(self) -> History:
         return self.settings["coderemote_history"]
 
-    def _int(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.get_argument(name, None)
-        if raw is None:
-            return default
-        if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-            raise web.HTTPError(400, f"'{name}' must be an integer from {low} to {high}")
-        return int(raw)
-
     @web.authenticated
     @authorized
     async def get(self) -> None:
         """The caller's executions, newest first (another user's only for admins)."""
-        limit = self._int("limit", 20, 1, MAX_LIMIT)
-        offset = self._int("offset", 0, 0, MAX_OFFSET)
+        limit = self.int_argument("limit", 20, 1, MAX_LIMIT)
+        offset = self.int_argument("offset", 0, 0, MAX_OFFSET)
         status = self.get_argument("status", None)
         if status is not None and status not in STATUSES:
             raise web.HTTPError(400, f"'status' must be one of {', '.join(STATUSES)}")

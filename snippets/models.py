@@ -1,5 +1,5 @@
 """SQLAlchemy models of the service's database: the snippet library, the shared rate-limit
-windows and the execution history (the schema itself is made by the Alembic migrations)."""
+windows, the execution history and the submissions (the schema itself is made by the Alembic migrations)."""
 
 from __future__ import annotations
 
@@ -152,3 +152,22 @@ class Execution(Base):
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+class Submission(Base):
+    """One asynchronous execution: its request, where it is in the queue, and its result."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | done | cancelled
+    request: Mapped[dict[str, Any]] = mapped_column(JSONB)  # {code, stdin, timeout_s}
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)  # the queue's (procrastinate) job
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # exactly POST execute's answer

@@ -77,21 +77,31 @@ def snippet_database_url(postgres_uri: str) -> str:
     return create_database(postgres_uri, "coderemote_tests")
 
 
-@pytest.fixture
-def fresh_database_url(postgres_uri: str) -> Iterator[str]:
-    """An empty database of its own for one test, dropped afterwards."""
+@pytest.fixture(scope="session")
+def databases_to_drop(postgres_uri: str) -> Iterator[list[str]]:
+    """Fresh databases, dropped once the session ends: an in-process server
+    (``jp_serverapp``) stops only after a test's own fixtures are torn down, and
+    must still find its database then."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
 
     from snippets.store import sqlalchemy_url
 
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    url = create_database(postgres_uri, name)
-    yield url
+    names: list[str] = []
+    yield names
     engine = create_engine(sqlalchemy_url(postgres_uri), isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with engine.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for name in names:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
+
+
+@pytest.fixture
+def fresh_database_url(postgres_uri: str, databases_to_drop: list[str]) -> str:
+    """An empty database of its own for one test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    databases_to_drop.append(name)
+    return create_database(postgres_uri, name)
 
 
 @pytest.fixture

@@ -105,17 +105,27 @@ class CodeRemoteServer:
                 time.sleep(0.2)
 
     def request(
-        self, method: str, path: str, body: Any = None, *, bearer: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        bearer: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         """(status, decoded JSON body) of an authenticated request: with Jupyter's
-        token, or with ``bearer`` (a JWT) as ``Authorization: Bearer``."""
+        token, or with ``bearer`` (a JWT) as ``Authorization: Bearer``; the answer's
+        headers are left in ``last_headers``."""
         data = None if body is None else json.dumps(body).encode()
         auth = f"Bearer {bearer}" if bearer is not None else f"token {self.token}"
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={"Authorization": auth})
+        sent = {"Authorization": auth, **(headers or {})}
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=sent)
         try:
             with urllib.request.urlopen(req, timeout=90) as response:
+                self.last_headers = dict(response.headers)
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as e:
+            self.last_headers = dict(e.headers)
             return e.code, json.loads(e.read() or b"null")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:

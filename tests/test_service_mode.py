@@ -71,6 +71,9 @@ ALLOWED = {
     r"/api/coderemote/snippets/(?P<snippet_id>[^/]+)/star$",
     r"/api/coderemote/openapi\.json$",
     r"/api/coderemote/executions$",
+    r"/api/coderemote/submissions$",
+    r"/api/coderemote/submissions/batch$",
+    r"/api/coderemote/submissions/(?P<submission_id>[^/]+)$",
 }
 HOSTILE_CONFIG = """
 c.ServerApp.terminals_enabled = True

@@ -54,9 +54,9 @@ def test_migrations_from_empty_database(fresh_database_url: str) -> None:
     assert migrate.current_revision(engine) is None
     migrate.upgrade(engine)
     migrate.upgrade(engine)  # a second start finds nothing to do
-    assert migrate.current_revision(engine) == "0003"
+    assert migrate.current_revision(engine) == "0004"
     inspector = inspect(engine)
-    assert {"users", "snippets", "executions", "rate_limit_windows", "alembic_version"} <= set(
+    assert {"users", "snippets", "executions", "rate_limit_windows", "submissions", "alembic_version"} <= set(
         inspector.get_table_names()
     )
     columns = {c["name"] for c in inspector.get_columns("snippets")}
