@@ -21,12 +21,13 @@ import zmq.asyncio
 from traitlets import Float, Instance, Integer
 from traitlets.config import LoggingConfigurable
 
+from kernel_gateway_ext import files as sandbox_files
 from kernel_gateway_ext.metrics import Metrics
 from kernel_gateway_ext.pool import KernelPool, Sandbox
 
 OutputCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
 SESSION_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")  # whole string (fullmatch): no trailing newline
-REQUEST_FIELDS = {"code", "stdin", "timeout_s", "session_id"}
+REQUEST_FIELDS = {"code", "stdin", "timeout_s", "session_id", "files", "return_files"}
 EOF_REPLY = "\x04"  # ipykernel raises EOFError in input() on this reply
 
 
@@ -44,6 +45,8 @@ class ExecutionRequest:
     stdin: str | None = None
     timeout_s: float | None = None
     session_id: str | None = None
+    files: list[Any] | None = None  # as sent: checked and decoded by the service (see files.py)
+    return_files: list[Any] | None = None
 
     @classmethod
     def from_json(cls, body: Any) -> ExecutionRequest:
@@ -65,7 +68,12 @@ class ExecutionRequest:
         session_id = body.get("session_id")
         if session_id is not None and not (isinstance(session_id, str) and SESSION_ID.fullmatch(session_id)):
             raise RequestError(400, "'session_id' must be 1-128 characters of letters, digits, '_', '-' or '.'")
-        return cls(code=code, stdin=stdin, timeout_s=timeout, session_id=session_id)
+        files, return_files = body.get("files"), body.get("return_files")
+        if files is not None and not isinstance(files, list):
+            raise RequestError(400, "'files' must be a list of {path, content, encoding}")
+        if return_files is not None and not isinstance(return_files, list):
+            raise RequestError(400, "'return_files' must be a list of glob patterns")
+        return cls(code, stdin, timeout, session_id, files, return_files)
 
 
 def run_usage(cpu_before_ns: int | None, after: tuple[int | None, int | None], wall_ms: float) -> dict[str, Any]:
@@ -89,10 +97,14 @@ class ExecutionResult:
     # What the run cost, from the sandbox's cgroup: {cpu_ms, peak_memory_bytes, wall_ms} (null when unreadable).
     usage: dict[str, float | int | None] = field(default_factory=dict)
     kernel_id: str = ""  # the sandbox's kernel, for the history (not part of the answer)
+    # The files return_files asked for (only then): {path, encoding, content, size} or {path, size, skipped}.
+    files: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         answer = asdict(self)
         del answer["kernel_id"]
+        if answer["files"] is None:
+            del answer["files"]
         return answer
 
 
@@ -215,6 +227,21 @@ class ExecutionService(LoggingConfigurable):
         Raise it with output_limit.""",
     )
 
+    max_files = Integer(
+        20, config=True, help="Files a request may send ('files'), and files and patterns it may ask back, at most."
+    )
+    max_files_bytes = Integer(
+        1024 * 1024, config=True, help="Bytes of all the files a request sends, decoded, at most."
+    )
+    max_return_bytes = Integer(
+        512 * 1024,
+        config=True,
+        help="""Bytes of files that come back in a result (return_files); a file past it is
+        listed as skipped. Keep it under 3/4 of GVisorProvisioner.output_limit (they come
+        out of the sandbox as base64 or text on its output).""",
+    )
+    files_timeout = Float(10.0, config=True, help="Time writing or reading a run's files may take, s.")
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._sessions: dict[tuple[str, str], _Session] = {}
@@ -235,7 +262,19 @@ class ExecutionService(LoggingConfigurable):
         timeout = self.default_timeout if request.timeout_s is None else float(request.timeout_s)
         if not 0 < timeout <= self.max_timeout:
             raise RequestError(400, f"'timeout_s' must be greater than 0 and at most {self.max_timeout:g}")
+        self._files_in(request)
+        if request.return_files is not None:
+            try:
+                sandbox_files.return_patterns(request.return_files, self.max_files)
+            except sandbox_files.RequestError as e:
+                raise RequestError(e.status, str(e)) from None
         return timeout
+
+    def _files_in(self, request: ExecutionRequest) -> list[sandbox_files.FileIn]:
+        try:
+            return sandbox_files.files_in(request.files or [], self.max_files, self.max_files_bytes)
+        except sandbox_files.RequestError as e:
+            raise RequestError(e.status, str(e)) from None
 
     def start(self) -> None:
         """Start the pool and the culling of idle sessions (needs a running loop)."""
@@ -317,8 +356,15 @@ class ExecutionService(LoggingConfigurable):
     async def _run(
         self, sandbox: Sandbox, request: ExecutionRequest, timeout: float, on_output: OutputCallback | None
     ) -> tuple[ExecutionResult, str]:
-        """Run one execution; also say what became of the kernel: ok, stuck or dead."""
+        """Run one execution (its files written first, and read back after it); also say
+        what became of the kernel: ok, stuck or dead."""
         result = ExecutionResult(execution_id=uuid.uuid4().hex, kernel_id=sandbox.kernel_id)
+        if request.files:
+            written, state = await self._helper(sandbox, sandbox_files.write_code(self._files_in(request)))
+            if state != "ok" or written.status != "ok":
+                result.status = "error" if state == "ok" else written.status
+                result.error = written.error or {"ename": "FilesNotWritten", "evalue": written.status, "traceback": []}
+                return result, state
         provisioner = self._provisioner(sandbox.kernel_id)
         if provisioner is not None:
             provisioner.reset_peak()
@@ -331,7 +377,33 @@ class ExecutionService(LoggingConfigurable):
             result.duration_ms = round((time.monotonic() - started) * 1000, 3)
             after = provisioner.usage() if provisioner is not None else (None, None)
             result.usage = run_usage(cpu_before, after, result.duration_ms)
+        if request.return_files is not None:
+            result.files = []
+            if state == "ok":
+                result.files, state = await self._read_files(sandbox, request.return_files)
         return result, state
+
+    async def _helper(self, sandbox: Sandbox, code: str) -> tuple[ExecutionResult, str]:
+        """Run the service's own code in a sandbox's kernel (to write or read files), its
+        output apart from the run's; what became of the kernel as for a run."""
+        helper = ExecutionResult(execution_id="", kernel_id=sandbox.kernel_id)
+        collector = _Collector(helper, None, self.max_output_bytes)
+        state = await self._exchange(
+            sandbox.kernel_id, sandbox.client, ExecutionRequest(code=code), self.files_timeout, collector
+        )
+        return helper, state
+
+    async def _read_files(self, sandbox: Sandbox, patterns: list[str]) -> tuple[list[dict[str, Any]], str]:
+        code = sandbox_files.read_code(patterns, self.max_files, self.max_return_bytes)
+        found, state = await self._helper(sandbox, code)
+        if state != "ok" or found.status != "ok":
+            self.log.info("The files of run in %s were not read: %s", sandbox.kernel_id, found.status)
+            return [], state
+        try:
+            return sandbox_files.files_out(found.stdout, self.max_files), state
+        except ValueError as e:  # the code undid what reads them (its own sandbox)
+            self.log.info("The files of run in %s were not read: %s", sandbox.kernel_id, e)
+            return [], state
 
     def _provisioner(self, kernel_id: str) -> Any:
         """The sandbox's provisioner, when it can say what a run cost (the gVisor one can)."""

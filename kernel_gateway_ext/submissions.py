@@ -33,15 +33,17 @@ from typing import Any
 
 import procrastinate
 from jupyter_server.auth.decorator import authorized
+from procrastinate.worker import Worker
 from prometheus_client import Gauge
 from psycopg.conninfo import make_conninfo
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tornado import web
-from traitlets import Float, Instance, Integer, Unicode
+from traitlets import Float, Instance, Integer, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from kernel_gateway_ext.callbacks import CallbackRefused, Deliverer, Delivery, check_url
 from kernel_gateway_ext.execution import ExecutionRequest, ExecutionResult, ExecutionService, RequestError
 from kernel_gateway_ext.handlers import CodeRemoteAPIHandler, HTTPErrorWithHeaders
 from kernel_gateway_ext.history import storable
@@ -52,11 +54,15 @@ from snippets.models import Submission
 STATUSES = ("queued", "running", "done", "cancelled")
 QUEUE = "submissions"
 TASK = "coderemote.run_submission"
+CALLBACK_QUEUE = "callbacks"
+CALLBACK_TASK = "coderemote.deliver_callback"
+CALLBACK_RESOLVE_S = 5  # how long a submission waits for its callback's host to resolve
 MAX_LIMIT = 100
 MAX_OFFSET = 1_000_000
 MAX_IDEMPOTENCY_KEY = 255
 QUEUE_FULL_RETRY_S = 5  # Retry-After of a full queue: about one run
 STOP_WAIT_S = 3  # what a stop waits for the worker beyond its runs' grace
+STOP_POLL_S = 0.2
 COLUMNS = tuple(Submission.__table__.c)
 QUEUED_DEPTH = Gauge("coderemote_submissions_queued", "Submissions waiting in the queue (all users).")
 
@@ -71,6 +77,10 @@ class SubmissionConflict(RuntimeError):
 
 class QueueFull(RuntimeError):
     """The user has as many queued submissions as they may."""
+
+
+class CallbackFailed(RuntimeError):
+    """A callback delivery that is tried again later (procrastinate's retry)."""
 
 
 def conninfo(engine: AsyncEngine) -> str:
@@ -107,6 +117,8 @@ def public(row: Any) -> dict[str, Any]:
         "started_at": _iso(row["started_at"]),
         "finished_at": _iso(row["finished_at"]),
         "result": row["result"],
+        "attempts": row["attempts"],
+        **({"callback": row["callback"]} if row["callback"] is not None else {}),
     }
 
 
@@ -154,6 +166,28 @@ class Submissions(LoggingConfigurable):
         (they run again from the start). Default 5.""",
     )
     worker_name = Unicode(help="The worker's name in the queue (default: coderemote-<pid>).")
+    callback_secret = Unicode(
+        "",
+        config=True,
+        help="""The key callbacks are signed with (HMAC-SHA256, header X-CodeRemote-Signature:
+        t=<unix time>,v1=<hex of HMAC(key, "<t>." + body)>). Empty (the default): the server
+        sends no callbacks and refuses submissions that ask for one.""",
+    )
+    callback_allowed_hosts = List(
+        Unicode(),
+        config=True,
+        help="""Hosts (names or literal addresses, as written in the URL) callbacks may go to
+        although they are or resolve to loopback, link-local or private addresses. Others
+        get callbacks only at public addresses. Default: none.""",
+    )
+    callback_attempts = Integer(5, config=True, help="Deliveries a callback gets at most (default 5).")
+    callback_backoff = Integer(
+        2,
+        config=True,
+        help="""A failed delivery (no answer, or 5xx) is tried again after backoff ** n s, n = 1, 2, ...
+        (plus up to the worker's 5 s polling). Default 2: 2, 4, 8, 16 s.""",
+    )
+    callback_timeout = Float(10.0, config=True, help="How long one delivery may take, s (default 10).")
 
     engine = Instance(AsyncEngine, allow_none=True, help="The database engine (None: no submissions).")
     execution = Instance(ExecutionService, allow_none=True, help="What runs a submission's code.")
@@ -167,6 +201,9 @@ class Submissions(LoggingConfigurable):
         self._running: set[str] = set()  # submissions this server's worker runs
         self._stopped = asyncio.Event()
         self._opening: asyncio.Future[None] | None = None
+        self._deliverer: Deliverer | None = None
+        self._worker: Worker | None = None
+        self._watcher: asyncio.Future[None] | None = None
         self.start_error: str | None = "the queue is opening" if self.engine is not None else "no database"
 
     @property
@@ -190,6 +227,8 @@ class Submissions(LoggingConfigurable):
         )
         app = procrastinate.App(connector=connector)
         app.task(name=TASK, queue=QUEUE)(self._run)
+        retry = procrastinate.RetryStrategy(exponential_wait=self.callback_backoff, retry_exceptions=[CallbackFailed])
+        app.task(name=CALLBACK_TASK, queue=CALLBACK_QUEUE, pass_context=True, retry=retry)(self._deliver)
         try:
             await app.open_async()
         except BaseException as e:
@@ -204,13 +243,18 @@ class Submissions(LoggingConfigurable):
             return
         self._app = app
         self.start_error = None
+        if self.callback_secret:
+            self._deliverer = Deliverer(self.callback_secret, self.callback_allowed_hosts, self.callback_timeout)
         name = self.worker_name or f"coderemote-{os.getpid()}"
-        worker = app.run_worker_async(
-            queues=[QUEUE], concurrency=max(1, self.workers), name=name, install_signal_handlers=False,
-            stalled_worker_timeout=self.stalled_after, update_heartbeat_interval=min(10.0, self.stalled_after / 3),
-            shutdown_graceful_timeout=self.shutdown_grace,
+        # The worker itself rather than app.run_worker_async: stop() ends it gracefully,
+        # where a cancellation can be taken by a database call it is in and be lost.
+        self._worker = Worker(
+            app=app, queues=[QUEUE, CALLBACK_QUEUE], concurrency=max(1, self.workers), name=name,
+            install_signal_handlers=False, stalled_worker_timeout=self.stalled_after,
+            update_heartbeat_interval=min(10.0, self.stalled_after / 3), shutdown_graceful_timeout=self.shutdown_grace,
         )  # fmt: skip
-        self._tasks = [asyncio.ensure_future(worker), asyncio.ensure_future(self._watch())]
+        self._watcher = asyncio.ensure_future(self._watch())
+        self._tasks = [asyncio.ensure_future(self._worker.run()), self._watcher]
         self.log.info("Submissions: worker %s runs %d at once", name, self.workers)
 
     async def stop(self) -> None:
@@ -225,20 +269,30 @@ class Submissions(LoggingConfigurable):
         interrupted = set(self._running)
         for task in self._tasks:
             task.add_done_callback(_retrieved)  # a worker stopped with the database away ends with its error
-            task.cancel()
-        # The worker gives its runs shutdown_grace s (and needs the database to sign
-        # off); a task that swallowed its cancellation (a database call can) or waits
-        # on a database that went away is left behind rather than waited on.
-        bound = STOP_WAIT_S + (self.shutdown_grace if interrupted else 0)
-        _, stuck = await asyncio.wait(self._tasks, timeout=bound) if self._tasks else (set(), set())
-        if stuck:
-            self.log.warning("Submissions: %d task(s) of the queue did not stop within %.0f s", len(stuck), bound)
-        self._tasks = []
+        if self._watcher is not None:
+            self._watcher.cancel()  # its loop ends on _stopped too, if a query takes the cancellation
+        # The worker gives its runs shutdown_grace s (and needs the database to sign off).
+        # Asked again and again: a stop before its run began is forgotten when it begins.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_WAIT_S + (self.shutdown_grace if interrupted else 0)
+        pending = {task for task in self._tasks if not task.done()}
+        while pending and (left := deadline - loop.time()) > 0:
+            if self._worker is not None:
+                self._worker.stop()
+            _, pending = await asyncio.wait(pending, timeout=min(STOP_POLL_S, left))
+        if pending:  # waiting on a database that went away, say: left behind, not waited on
+            self.log.warning("Submissions: %d task(s) of the queue did not stop in time", len(pending))
+            for task in pending:
+                task.cancel()
+        self._tasks, self._worker, self._watcher = [], None, None
         if self._app is not None:
             for submission_id in interrupted:
                 await self._requeue(submission_id)
             await self._app.close_async()
             self._app = None
+        if self._deliverer is not None:
+            self._deliverer.close()
+            self._deliverer = None
 
     async def _requeue(self, submission_id: str) -> None:
         """Queue a submission this server stopped running again, as a new job (never raises)."""
@@ -291,37 +345,74 @@ class Submissions(LoggingConfigurable):
             await manager.finish_job_by_id_async(
                 int(job.id or 0), status=procrastinate.jobs.Status.FAILED, delete_job=False
             )
+        # A delivery a dead worker was sending goes again (a receiver may get it twice: the id tells).
+        for job in await manager.get_stalled_jobs(queue=CALLBACK_QUEUE, seconds_since_heartbeat=self.stalled_after):
+            await manager.retry_job_by_id_async(int(job.id or 0), retry_at=datetime.now(timezone.utc))
         await manager.prune_stalled_workers(seconds_since_heartbeat=self.stalled_after)
 
     # -- what the handlers ask ---------------------------------------------------------
 
-    def validate(self, body: Any) -> ExecutionRequest:
-        """A submission's request (a POST execute body without session_id), checked against the limits."""
+    def validate(self, body: Any) -> dict[str, Any]:
+        """A submission's request as it is stored: a POST execute body without
+        session_id, with an optional callback_url, checked against the limits."""
         if isinstance(body, dict) and "session_id" in body:
             raise RequestError(400, "a submission runs in a fresh sandbox: leave out 'session_id'")
-        request = ExecutionRequest.from_json(body)
-        for name, text in (("code", request.code), ("stdin", request.stdin)):
-            if text is not None and storable(text) is None:  # PostgreSQL's JSON keeps neither NUL nor lone surrogates
-                raise RequestError(400, f"'{name}' of a submission must be UTF-8 text without NUL characters")
+        fields = dict(body) if isinstance(body, dict) else body
+        callback_url = fields.pop("callback_url", None) if isinstance(fields, dict) else None
+        request = ExecutionRequest.from_json(fields)
+        # PostgreSQL's JSON keeps neither NUL nor lone surrogates.
+        files = [f for f in request.files or [] if isinstance(f, dict)]
+        texts = [("code", request.code), ("stdin", request.stdin)]
+        texts += [(f"files[{i}].content", f.get("content")) for i, f in enumerate(files)]
+        for name, text in texts:
+            if isinstance(text, str) and storable(text) is None:
+                raise RequestError(400, f"'{name}' of a submission must be UTF-8 text without NUL (base64 for bytes)")
         assert self.execution is not None
         self.execution.check(request)
-        return request
+        stored: dict[str, Any] = {"code": request.code, "stdin": request.stdin, "timeout_s": request.timeout_s}
+        if request.files is not None:
+            stored["files"] = request.files
+        if request.return_files is not None:
+            stored["return_files"] = request.return_files
+        if callback_url is not None:
+            if not self.callback_secret:
+                raise RequestError(400, "this server sends no callbacks (c.Submissions.callback_secret is not set)")
+            try:
+                check_url(callback_url, self.callback_allowed_hosts)
+            except CallbackRefused as e:
+                raise RequestError(400, str(e)) from None
+            stored["callback_url"] = callback_url
+        return stored
+
+    async def _check_callback_hosts(self, bodies: list[dict[str, Any]]) -> None:
+        """Refuse (RequestError 400) a callback whose host resolves to no address it may go to."""
+        assert self._deliverer is not None or not any("callback_url" in b for b in bodies)
+        for url in {b["callback_url"] for b in bodies if "callback_url" in b}:
+            host, port = check_url(url, self.callback_allowed_hosts)
+            try:
+                await asyncio.wait_for(self._deliverer.check_host(host, port), CALLBACK_RESOLVE_S)  # type: ignore[union-attr]
+            except CallbackRefused as e:
+                raise RequestError(400, str(e)) from None
+            except asyncio.TimeoutError:
+                raise RequestError(
+                    400, f"the callback's host {host} did not resolve in {CALLBACK_RESOLVE_S} s"
+                ) from None
 
     async def submit(
-        self, user: str, requests: list[ExecutionRequest], idempotency_key: str | None = None
+        self, user: str, bodies: list[dict[str, Any]], idempotency_key: str | None = None
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Queue ``requests`` for ``user``; (their submissions, whether they are new).
+        """Queue ``bodies`` (requests from :meth:`validate`) for ``user``; (their submissions, whether they are new).
 
         With an ``idempotency_key`` (one request only), the submission made earlier
         under the same key is returned if the request is the same, and
         SubmissionConflict raised if it is not.
         """
         assert self._app is not None and self.engine is not None
-        bodies = [{"code": r.code, "stdin": r.stdin, "timeout_s": r.timeout_s} for r in requests]
         if idempotency_key is not None:
             earlier = await self._by_key(user, idempotency_key, request_fingerprint(bodies[0]))
             if earlier is not None:
                 return [earlier], False
+        await self._check_callback_hosts(bodies)
         queued = await self._count(Submission.user == user, Submission.status == "queued")
         if queued + len(bodies) > self.max_queued_per_user:
             raise QueueFull(f"{queued} submission(s) are queued already; at most {self.max_queued_per_user} may wait")
@@ -398,6 +489,7 @@ class Submissions(LoggingConfigurable):
         )
         if not changed:  # it moved on meanwhile
             return await self.cancel(user, submission_id)
+        await self._callback_after(submission_id, row["request"])
         if row["job_id"] is not None:
             await self._app.job_manager.cancel_job_by_id_async(row["job_id"], abort=row["status"] == "running")
         self._finished.pop(submission_id, asyncio.Event()).set()
@@ -446,7 +538,10 @@ class Submissions(LoggingConfigurable):
 
     async def _run_claimed(self, submission_id: str, user: str, body: dict[str, Any]) -> None:
         assert self.execution is not None
-        request = ExecutionRequest(code=body["code"], stdin=body["stdin"], timeout_s=body["timeout_s"])
+        request = ExecutionRequest(
+            code=body["code"], stdin=body["stdin"], timeout_s=body["timeout_s"],
+            files=body.get("files"), return_files=body.get("return_files"),
+        )  # fmt: skip
         while True:
             try:
                 result = await self.execution.execute(request, owner=user)
@@ -462,14 +557,54 @@ class Submissions(LoggingConfigurable):
             )  # fmt: skip
 
     async def _finish(self, submission_id: str, result: dict[str, Any], where_status: str = "running") -> None:
-        await self._set(
-            submission_id,
-            where_status=where_status,
-            status="done",
-            result=result,
-            finished_at=datetime.now(timezone.utc),
-        )
+        assert self.engine is not None
+        async with self.engine.begin() as connection:
+            row = (
+                await connection.execute(
+                    update(Submission)
+                    .where(Submission.id == uuid.UUID(submission_id), Submission.status == where_status)
+                    .values(status="done", result=result, finished_at=datetime.now(timezone.utc))
+                    .returning(Submission.request)
+                )
+            ).first()
+        if row is not None:
+            await self._callback_after(submission_id, row.request)
         self._finished.pop(submission_id, asyncio.Event()).set()
+
+    # -- callbacks -------------------------------------------------------------------
+
+    async def _callback_after(self, submission_id: str, request: dict[str, Any]) -> None:
+        """Queue the delivery of a finished submission's callback, if it asked for one."""
+        url = request.get("callback_url")
+        if url is None or self._app is None:
+            return
+        pending = {"url": url, "status": "pending", "attempts": 0, "last_status": None, "error": None}
+        await self._set(submission_id, callback=pending)
+        await self._app.configure_task(CALLBACK_TASK).defer_async(submission_id=submission_id)
+
+    async def _deliver(self, context: procrastinate.JobContext, submission_id: str) -> None:
+        """Send a finished submission's callback (procrastinate's task): the submission as
+        GET shows it, without its callback state. CallbackFailed has it tried again."""
+        assert self.engine is not None
+        async with self.engine.connect() as connection:
+            query = select(Submission.__table__).where(Submission.id == uuid.UUID(submission_id))
+            row = (await connection.execute(query)).mappings().first()
+        if row is None or row["callback"] is None:
+            return
+        url = row["callback"]["url"]
+        attempt = (context.job.attempts or 0) + 1
+        if self._deliverer is None:
+            delivery = Delivery(None, "this server sends no callbacks (no callback_secret)", retry=False)
+        else:
+            submission = public(row)
+            del submission["callback"]
+            delivery = await self._deliverer.send(url, json.dumps(submission).encode())
+        again = delivery.retry and attempt < self.callback_attempts
+        state = "delivered" if delivery.error is None else "pending" if again else "failed"
+        callback = {"url": url, "status": state, "attempts": attempt, "last_status": delivery.status_code}
+        await self._set(submission_id, callback={**callback, "error": delivery.error})
+        if again:
+            raise CallbackFailed(delivery.error)
 
     # -- rows ------------------------------------------------------------------------
 
@@ -529,11 +664,11 @@ class _SubmissionsAPIHandler(CodeRemoteAPIHandler):
         """Validate and queue; the HTTP error for what the queue refuses."""
         owner = self.owner()
         try:
-            requests = [self.submissions.validate(body) for body in bodies]
+            stored = [self.submissions.validate(body) for body in bodies]
             limiter = self.settings.get("coderemote_rate_limiter")
             if limiter is not None:
                 await limiter.hit(owner, "execute")
-            return await self.submissions.submit(owner, requests, idempotency_key)
+            return await self.submissions.submit(owner, stored, idempotency_key)
         except RateLimited as e:
             write_rate_limited(self, e)
             raise _Answered from None
@@ -571,7 +706,7 @@ class SubmissionsHandler(_SubmissionsAPIHandler):
         except _Answered:
             return
         if wait == "true":
-            timeout = self.submissions.validate(body).timeout_s or self.submissions.execution.default_timeout  # type: ignore[union-attr]
+            timeout = self.submissions.validate(body)["timeout_s"] or self.submissions.execution.default_timeout  # type: ignore[union-attr]
             submission = await self.submissions.wait(
                 self.owner(), submission["id"], timeout + self.submissions.wait_margin
             )

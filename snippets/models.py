@@ -171,3 +171,5 @@ class Submission(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # exactly POST execute's answer
+    # The callback's delivery, once the submission finished: {url, status, attempts, last_status, error}.
+    callback: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

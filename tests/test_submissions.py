@@ -5,7 +5,11 @@ read back by their owner only."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -67,6 +71,7 @@ def finished(server: CodeRemoteServer, submission_id: str, bearer: str = ALICE, 
         ("print(6 * 7)", None, "ok"),
         ("1 / 0", None, "error"),
         ("while True:\n    pass", 1, "timeout"),
+        ("blocks = []\nwhile True:\n    blocks.append(bytearray(16 << 20))", 30, "memory_limit"),
     ],
 )
 def test_a_submission_is_queued_run_and_read_back(
@@ -89,6 +94,20 @@ def test_wait_answers_like_execute(server: CodeRemoteServer) -> None:
         "POST", "api/coderemote/submissions?wait=true", {"code": "print(input()[::-1])", "stdin": "abc"}, bearer=ALICE
     )
     assert status == 200 and result["status"] == "ok" and result["stdout"] == "cba\n", result
+
+
+def test_a_submission_takes_files_in_and_gives_files_back(server: CodeRemoteServer) -> None:
+    body = {
+        "code": "open('out.txt', 'w').write(open('in.txt').read()[::-1])",
+        "files": [{"path": "in.txt", "content": "abc"}],
+        "return_files": ["out.txt"],
+    }
+    status, queued = submit(server, body)
+    assert status == 202, queued
+    result = finished(server, queued["id"])["result"]
+    assert result["files"] == [{"path": "out.txt", "encoding": "utf8", "content": "cba", "size": 3}], result
+    assert submit(server, {"code": "1", "files": [{"path": "../x", "content": ""}]})[0] == 400
+    assert submit(server, {"code": "1", "files": [{"path": "x", "content": "\x00"}]})[0] == 400  # NUL: base64
 
 
 def test_a_batch_of_twenty_runs_every_one(server: CodeRemoteServer) -> None:
@@ -177,26 +196,51 @@ def test_past_the_queued_limit_a_user_gets_429_and_others_still_run(server: Code
     assert dave_done < carols_last
 
 
+def test_the_command_line_submits_a_file(server: CodeRemoteServer, tmp_path: Any) -> None:
+    """``coderemote submit`` as a user runs it: the URL and token from the environment or flags."""
+
+    def cli(*args: str, token: str = ALICE) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "CODEREMOTE_URL": server.url, "CODEREMOTE_TOKEN": token}
+        command = [sys.executable, "-m", "kernel_gateway_ext.cli", "submit", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    (tmp_path / "twice.py").write_text("print(input() * 2)\n")
+    (tmp_path / "in.txt").write_text("ab\n")
+    (tmp_path / "bad.py").write_text("1 / 0\n")
+    done = cli(str(tmp_path / "twice.py"), "--wait", "--stdin", str(tmp_path / "in.txt"))
+    assert (done.returncode, done.stdout) == (0, "abab\n"), done
+    failed = cli(str(tmp_path / "bad.py"), "--wait")
+    assert failed.returncode == 1 and "ZeroDivisionError" in failed.stderr, failed
+    queued = cli(str(tmp_path / "bad.py"), "--url", server.url, "--token", BOB)
+    assert queued.returncode == 0, queued
+    submission = json.loads(queued.stdout)
+    assert submission["status"] == "queued"
+    assert finished(server, submission["id"], bearer=BOB)["result"]["status"] == "error"
+    refused = cli(str(tmp_path / "bad.py"), "--wait", token="not-a-token")
+    assert refused.returncode == 4 and "401" in refused.stderr, refused
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
 def test_a_server_that_goes_away_loses_no_submission(tmp_path: Any, fresh_database_url: str, sig: int) -> None:
-    """Stop the server (SIGKILL, or SIGTERM) while it runs two of four slow
-    submissions; a new server on the same database runs all four: the waiting
-    ones as queued, the running ones again from the start (a stopping server
-    queues them again itself; a killed one's are queued again once its worker
-    has been silent for stalled_after)."""
+    """Stop the server (SIGKILL, or SIGTERM) while it runs two of ten slow
+    submissions; a new server on the same database runs all ten: the waiting
+    ones as queued, the running ones again from the start, which their
+    ``attempts`` tell (a stopping server queues them again itself; a killed
+    one's are queued again once its worker has been silent for stalled_after)."""
     flags = (
         f"--SnippetStore.database_url={fresh_database_url}",
         "--Submissions.workers=2",
         "--Submissions.stalled_after=6",
         "--Submissions.stalled_check_interval=1",
+        "--Submissions.shutdown_grace=1",  # less than a run: a stopping server queues its runs again
     )
     (tmp_path / "first").mkdir()
     first = jwt_server(tmp_path / "first", *flags)
     try:
         wait_for_queue(first)
         deadline = time.monotonic() + 60
-        slow = {"code": "import time\ntime.sleep(6)\nprint('slept')", "timeout_s": 20}
-        ids = [submit(first, slow)[1]["id"] for _ in range(4)]
+        slow = {"code": "import time\ntime.sleep(3)\nprint('slept')", "timeout_s": 20}
+        ids = [submit(first, slow)[1]["id"] for _ in range(10)]
         while sum(first.request("GET", f"api/coderemote/submissions/{i}", bearer=ALICE)[1]["status"] == "running"
                   for i in ids) < 2:  # fmt: skip
             assert time.monotonic() < deadline
@@ -209,10 +253,11 @@ def test_a_server_that_goes_away_loses_no_submission(tmp_path: Any, fresh_databa
     try:
         wait_for_queue(second)
         results = [finished(second, i, timeout=120) for i in ids]
-        assert [r["status"] for r in results] == ["done"] * 4, results
-        assert [r["result"]["stdout"] for r in results] == ["slept\n"] * 4, results
+        assert [r["status"] for r in results] == ["done"] * 10, results
+        assert [r["result"]["stdout"] for r in results] == ["slept\n"] * 10, results
         # The two that were running when the server died ran again from the start.
         assert all(datetime.fromisoformat(r["started_at"]) > killed_at for r in results), results
+        assert sorted(r["attempts"] for r in results) == [1] * 8 + [2] * 2, results
     finally:
         second.stop()
 

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("result", JSONB, nullable=True),
+        sa.Column("callback", JSONB, nullable=True),  # its delivery: {url, status, attempts, last_status, error}
     )
     op.create_index("submissions_user_created", "submissions", ["user", sa.text("created_at DESC")])
     op.create_index("submissions_user_status", "submissions", ["user", "status"])
