@@ -24,9 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.jwt_helpers import claims, hs256_token  # noqa: E402
+from tests.jwt_helpers import TEST_SECRET, claims, hs256_token  # noqa: E402
 from tests.servers import CodeRemoteServer  # noqa: E402
-from tests.test_rate_limits import jwt_server  # noqa: E402
 
 CLIENTS, PER_CLIENT = 8, 25
 
@@ -112,7 +111,9 @@ def load(server: CodeRemoteServer) -> None:
 
 def main(runs: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-submissions-"))
-    server = jwt_server(workdir, "--Submissions.max_queued_per_user=100", "--KernelPool.size=2")
+    server = CodeRemoteServer(
+        workdir, f"--JWTIdentityProvider.secret={TEST_SECRET}", "--KernelPool.size=2", token="unused"
+    )
     try:
         deadline = time.monotonic() + 60
         while server.request("GET", "api/coderemote/submissions", bearer=bearer("x"))[0] == 503:
