@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable
 
+from analysis_ext.astutil import CACHE_DECORATORS, cached_by_decorator, call_name, has_memo_check
 from analysis_ext.bounds import CodeLimitError, parse_bounded
 
 PATTERNS = (
@@ -27,7 +28,6 @@ _MODULE_PATTERNS = {
     "bisect": "binary_search", "collections": None, "functools": None, "itertools": None, "pathlib": "file_io",
     "csv": "file_io", "json": None, "networkx": "graph",
 }  # fmt: skip
-_CACHE_DECORATORS = {"cache", "lru_cache", "cached_property"}
 _GRAPH_WORDS = {"graph", "adj", "adjacency", "neighbors", "neighbours", "edges", "vertices", "nodes"}
 _TREE_WORDS = {"left", "right", "children", "root"}
 
@@ -40,23 +40,6 @@ def _names(node: ast.AST) -> Iterable[str]:
             yield child.attr
         elif isinstance(child, ast.arg):
             yield child.arg
-
-
-def _call_name(call: ast.Call) -> str:
-    func = call.func
-    if isinstance(func, ast.Name):
-        return func.id
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return ""
-
-
-def _decorator_name(node: ast.expr) -> str:
-    if isinstance(node, ast.Call):
-        node = node.func
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    return node.id if isinstance(node, ast.Name) else ""
 
 
 class _Finder(ast.NodeVisitor):
@@ -72,7 +55,7 @@ class _Finder(ast.NodeVisitor):
         self._module(node.module or "")
         if node.module == "collections" and any(a.name == "deque" for a in node.names):
             self.found.add("queue")
-        if node.module == "functools" and any(a.name in _CACHE_DECORATORS for a in node.names):
+        if node.module == "functools" and any(a.name in CACHE_DECORATORS for a in node.names):
             self.found.add("memoization")
 
     def _module(self, name: str) -> None:
@@ -82,7 +65,7 @@ class _Finder(ast.NodeVisitor):
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self.functions.append(node)
-        if any(_decorator_name(d) in _CACHE_DECORATORS for d in node.decorator_list):
+        if cached_by_decorator(node, CACHE_DECORATORS):
             self.found.add("memoization")
         if any(isinstance(n, ast.Yield | ast.YieldFrom) for n in ast.walk(node)):
             self.found.add("generator")
@@ -100,7 +83,7 @@ class _Finder(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
-        name = _call_name(node)
+        name = call_name(node)
         if name in {"sorted", "sort"}:
             self.found.add("sorting")
         elif name in {"heappush", "heappop", "heapify", "nlargest", "nsmallest", "heappushpop"}:
@@ -140,15 +123,8 @@ class _Finder(ast.NodeVisitor):
 
 
 def _calls_itself(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.Call]:
-    return [
-        n
-        for n in ast.walk(function)
-        if isinstance(n, ast.Call)
-        and (
-            (isinstance(n.func, ast.Name) and n.func.id == function.name)
-            or (isinstance(n.func, ast.Attribute) and n.func.attr == function.name)
-        )
-    ]
+    """Calls of ``function``'s own name inside it, bare or as a method (``f(n - 1)``, ``self.f(n - 1)``)."""
+    return [n for n in ast.walk(function) if isinstance(n, ast.Call) and call_name(n) == function.name]
 
 
 def _inside_loops(tree: ast.AST) -> set[int]:
@@ -162,24 +138,6 @@ def _inside_loops(tree: ast.AST) -> set[int]:
         in_loop = in_loop or isinstance(node, ast.For | ast.While)
         stack.extend((child, in_loop) for child in ast.iter_child_nodes(node))
     return inside
-
-
-def _memo_checks(function: ast.AST) -> bool:
-    """``if key in memo: return memo[key]`` or ``if key not in cache: cache[key] = ...``."""
-    stored = {
-        t.value.id
-        for n in ast.walk(function)
-        if isinstance(n, ast.Assign)
-        for t in n.targets
-        if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name)
-    }
-    for node in ast.walk(function):
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare):
-            if any(isinstance(op, ast.In | ast.NotIn) for op in node.test.ops):
-                container = node.test.comparators[-1]
-                if isinstance(container, ast.Name) and container.id in stored:
-                    return True
-    return False
 
 
 def _loop_shapes(tree: ast.AST, found: set[str]) -> None:
@@ -197,9 +155,9 @@ def _loop_shapes(tree: ast.AST, found: set[str]) -> None:
         decrements = {n.target.id for n in aug if isinstance(n.op, ast.Sub)}  # type: ignore[union-attr]
         if increments & names and decrements & names:
             found.add("two_pointers")
-        pops = {_call_name(n) for n in ast.walk(node) if isinstance(n, ast.Call)}
+        pops = {call_name(n) for n in ast.walk(node) if isinstance(n, ast.Call)}
         pops_front = any(
-            isinstance(n, ast.Call) and _call_name(n) == "pop" and n.args and ast.unparse(n.args[0]) == "0"
+            isinstance(n, ast.Call) and call_name(n) == "pop" and n.args and ast.unparse(n.args[0]) == "0"
             for n in ast.walk(node)
         )
         if "popleft" in pops or pops_front:
@@ -272,12 +230,12 @@ def patterns_of(tree: ast.AST) -> list[str]:
         if not calls:
             continue
         found.add("recursion")
-        if _memo_checks(function) or any(_decorator_name(d) in _CACHE_DECORATORS for d in function.decorator_list):
+        if has_memo_check(function, if_tests_only=True) or cached_by_decorator(function, CACHE_DECORATORS):
             found.add("memoization")
             found.add("dynamic_programming")
         in_loops = _inside_loops(function)
         if any(id(call) in in_loops for call in calls):
-            body = {_call_name(n) for n in ast.walk(function) if isinstance(n, ast.Call)}
+            body = {call_name(n) for n in ast.walk(function) if isinstance(n, ast.Call)}
             if body & {"append", "add", "remove", "pop", "discard"}:
                 found.add("backtracking")
             if set(_names(function)) & (_GRAPH_WORDS | {"visited", "seen"}):
@@ -287,7 +245,7 @@ def patterns_of(tree: ast.AST) -> list[str]:
             found.add("divide_and_conquer")
         if set(_names(function)) & _TREE_WORDS and ".left" in text:
             found.add("tree")
-    if _memo_checks(tree) and "memoization" not in found and "recursion" in found:
+    if has_memo_check(tree, if_tests_only=True) and "memoization" not in found and "recursion" in found:
         found.add("memoization")
     words = set(_names(tree))
     if words & _GRAPH_WORDS:

@@ -29,6 +29,8 @@ import ast
 from dataclasses import dataclass, field
 from typing import Any
 
+from analysis_ext.astutil import name_of
+
 MAX_INLINE = 8  # levels of the program's own functions followed into
 _TEST_NAMES = {"t", "tt", "tc", "tcs", "nt", "test", "tests", "testcase", "testcases", "case", "cases", "ntest",
                "ntests", "num_tests", "numtests", "num_cases", "numcases", "t_"}  # fmt: skip
@@ -276,7 +278,7 @@ class _Follower:
         if split and len(names) == 1:
             self.tokens.add(names[0])
             return []
-        starred = isinstance(value, ast.Call) and _name_of(value.func) in ("map", "list")
+        starred = isinstance(value, ast.Call) and name_of(value.func) in ("map", "list")
         if starred and len(names) >= 2:
             self.read_count += 1
             return [{"kind": "ints", "sizes": [n in self.result.sizes for n in names[:-1]]}, {"kind": "list"}]
@@ -288,7 +290,7 @@ class _Follower:
         """``int`` (one number), ``ints`` (numbers of a line), ``list``, ``str`` or ``all``; None if unknown."""
         if self.token_read(value):
             return "list" if isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Slice) else "str"
-        if isinstance(value, ast.Call) and _name_of(value.func) == "iter" and value.args:
+        if isinstance(value, ast.Call) and name_of(value.func) == "iter" and value.args:
             source = value.args[0]
             if (isinstance(source, ast.Name) and source.id in self.tokens) or self.shape(source, depth) == "all":
                 return "iterator"  # it = iter(data), it = iter(sys.stdin.read().split())
@@ -388,10 +390,6 @@ def _count_bound(args: list[ast.expr]) -> ast.expr | None:
             return upper.left
         return upper
     return None
-
-
-def _name_of(node: ast.AST) -> str | None:
-    return node.id if isinstance(node, ast.Name) else None
 
 
 def _is_main_guard(test: ast.expr) -> bool:

@@ -13,6 +13,7 @@ import ast
 from dataclasses import dataclass
 from typing import Any
 
+from analysis_ext.astutil import call_name, name_of
 from analysis_ext.bounds import MAX_DEPTH, MAX_NODES, parse_bounded
 from analysis_ext.canonical import reduce
 from analysis_ext.cost import Cost
@@ -20,7 +21,7 @@ from analysis_ext.patterns import patterns_of
 from analysis_ext.static.library import PUSH_METHODS
 from analysis_ext.static.recursion import RecursionSolving
 from analysis_ext.static.sizes import SizeInference
-from analysis_ext.static.syntax import assigned_names, call_name, is_midpoint, name_of, receiver_of
+from analysis_ext.static.syntax import assigned_names, is_midpoint, receiver_of
 from analysis_ext.static.values import Value, _Frame, _Note
 from analysis_ext.static.walker import _Walker
 from analysis_ext.stdin import InputFormat, follow, reads_input

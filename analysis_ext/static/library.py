@@ -13,8 +13,9 @@ import ast
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from analysis_ext.astutil import name_of
 from analysis_ext.cost import ONE, Cost
-from analysis_ext.static.syntax import constant_int, name_of
+from analysis_ext.static.syntax import constant_int
 from analysis_ext.static.values import CONTAINERS, Value
 
 if TYPE_CHECKING:

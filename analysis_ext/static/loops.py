@@ -13,17 +13,10 @@ import ast
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from analysis_ext.astutil import call_name, name_of
 from analysis_ext.cost import ONE, Cost
 from analysis_ext.static.inputs import SIZE, read_line
-from analysis_ext.static.syntax import (
-    additive_terms,
-    assigned_names,
-    call_name,
-    constant_int,
-    is_midpoint,
-    name_of,
-    receiver_of,
-)
+from analysis_ext.static.syntax import additive_terms, assigned_names, constant_int, is_midpoint, receiver_of
 from analysis_ext.static.values import CONTAINERS, Value, _Loop
 
 if TYPE_CHECKING:

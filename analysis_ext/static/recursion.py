@@ -12,15 +12,14 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING, Any, cast
 
+from analysis_ext.astutil import cached_by_decorator, has_memo_check, name_of
 from analysis_ext.cost import ONE, Cost
-from analysis_ext.static.syntax import calls_per_path, divides, has_memo_check, name_of
+from analysis_ext.static.syntax import calls_per_path, divides
 from analysis_ext.static.values import Value, _Frame
 from analysis_ext.static.walker import _Walker
 
 if TYPE_CHECKING:
     from analysis_ext.static.analyzer import StaticAnalyzer
-
-_CACHE_DECORATORS = {"cache", "lru_cache"}
 
 
 class RecursionSolving:
@@ -95,13 +94,8 @@ class RecursionSolving:
             size = size + magnitudes[p]
         if size.is_constant():
             size = self.primary
-        memoized = any(
-            (isinstance(d, ast.Call) and name_of(d.func) in _CACHE_DECORATORS)
-            or (name_of(d) in _CACHE_DECORATORS)
-            or (isinstance(d, ast.Attribute) and d.attr in _CACHE_DECORATORS)
-            or (isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr in _CACHE_DECORATORS)
-            for d in function.decorator_list
-        ) or has_memo_check(function)
+        # functools.cache / lru_cache (not cached_property: one value per instance, no states), or a memo table.
+        memoized = cached_by_decorator(function) or has_memo_check(function)
         looped = any(not multiplier.is_constant() for _, multiplier in sites)
         branches = calls_per_path(function.body, {id(call) for call, _ in sites})
         local_time, local_space = frame.time, frame.space

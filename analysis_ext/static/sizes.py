@@ -11,9 +11,9 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING
 
+from analysis_ext.astutil import name_of
 from analysis_ext.cost import Cost
 from analysis_ext.static.library import STR_LINEAR_METHODS
-from analysis_ext.static.syntax import name_of
 from analysis_ext.static.values import Value
 
 ARG_KINDS = ("list", "int", "str", "two_lists")

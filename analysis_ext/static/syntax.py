@@ -1,27 +1,16 @@
 """Pure syntax-tree helpers for the static analyzer.
 
 Questions about the shape of the code that need no walker state and cost
-nothing: the name a call or an expression refers to, integer literals, the
-terms of a sum, the names a block assigns, midpoints and halvings, how many
-recursive calls one invocation makes, and whether a function checks a memo
-table before recursing.
+nothing: the receiver of a method call, integer literals, the terms of a sum,
+the names a block assigns, midpoints and halvings, and how many recursive
+calls one invocation makes. The names a call or an expression refers to, and
+whether a function is memoized, are shared with the pattern detector
+(``analysis_ext.astutil``).
 """
 
 from __future__ import annotations
 
 import ast
-
-
-def name_of(node: ast.AST | None) -> str | None:
-    return node.id if isinstance(node, ast.Name) else None
-
-
-def call_name(call: ast.Call) -> str:
-    if isinstance(call.func, ast.Name):
-        return call.func.id
-    if isinstance(call.func, ast.Attribute):
-        return call.func.attr
-    return ""
 
 
 def receiver_of(call: ast.Call) -> ast.expr | None:
@@ -115,19 +104,3 @@ def divides(node: ast.AST) -> bool:
         and constant_int(n.right) in (1, 2, 3, 4)
         for n in ast.walk(node)
     ) or is_midpoint(node)
-
-
-def has_memo_check(function: ast.FunctionDef) -> bool:
-    stored = {
-        t.value.id
-        for n in ast.walk(function)
-        if isinstance(n, ast.Assign)
-        for t in n.targets
-        if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name)
-    }
-    for node in ast.walk(function):
-        if isinstance(node, ast.Compare) and any(isinstance(op, ast.In | ast.NotIn) for op in node.ops):
-            container = name_of(node.comparators[-1])
-            if container in stored:
-                return True
-    return False

@@ -14,19 +14,12 @@ import ast
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from analysis_ext.astutil import call_name, name_of
 from analysis_ext.cost import ONE, Cost
 from analysis_ext.static.inputs import InputReading
 from analysis_ext.static.library import CallCosting
 from analysis_ext.static.loops import LoopCosting
-from analysis_ext.static.syntax import (
-    additive_terms,
-    assigned_names,
-    call_name,
-    constant_int,
-    flatten_add,
-    name_of,
-    receiver_of,
-)
+from analysis_ext.static.syntax import additive_terms, assigned_names, constant_int, flatten_add, receiver_of
 from analysis_ext.static.values import CONTAINERS, Value, _Frame, _Loop
 
 if TYPE_CHECKING:

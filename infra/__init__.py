@@ -1,1 +1,0 @@
-"""Deployment: Helm chart and manifests (RuntimeClass gvisor, NetworkPolicy, RBAC) and a Pulumi program."""
