@@ -20,6 +20,7 @@ from typing import Any
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
+from overrides import overrides
 from traitlets import Bool, Dict, Integer, List, Unicode, default
 
 from kernel_images import SANDBOX_PACKAGE_DIR
@@ -51,7 +52,11 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
     and an environment built from an allow-list. There is no unsandboxed fallback.
     Its limits are ``SandboxLimits``' (shared with the Kubernetes provisioner)."""
 
-    runsc_path = Unicode("runsc", config=True, help="The runsc executable (gVisor).")
+    runsc_path = Unicode(
+        "runsc",
+        config=True,
+        help="The runsc executable (gVisor): a path, or a name looked up on PATH. Default: ``runsc``.",
+    )
     platform = Unicode(
         "systrap",
         config=True,
@@ -69,8 +74,8 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
         matplotlib already imported) into each kernel's own bundle, instead of starting
         Python afresh: a cold start in well under half the time. The image is built once
         per configuration, in the background at the first start (kernels start plainly
-        until it is ready, and whenever a restore fails, with a log line). False: always
-        start plainly.""",
+        until it is ready, and whenever a restore fails, with a log line). Default: True.
+        False: always start plainly.""",
     )
     zygote_dir = Unicode(
         config=True,
@@ -78,19 +83,32 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
         reads them at memory speed; the newest MAX_IMAGES are kept). Default:
         /var/lib/coderemote/zygotes as root, else {state_dir}/zygotes.""",
     )
-    state_dir = Unicode(config=True, help="Host folder for runsc state and per-kernel folders.")
-    runtime_dir = Unicode(config=True, help="The kernel runtime venv (see `coderemote runtime build`).")
-    pids_limit = Integer(64, config=True, help="Processes and threads per sandbox (RLIMIT_NPROC).")
-    open_files_limit = Integer(256, config=True, help="Open files per process (RLIMIT_NOFILE).")
-    file_size_limit = Integer(32 * MiB, config=True, help="Largest file a process may write (RLIMIT_FSIZE).")
+    state_dir = Unicode(
+        config=True,
+        help="""Host folder for runsc state and per-kernel folders. Default:
+        $CODEREMOTE_STATE_DIR, else /run/coderemote.""",
+    )
+    runtime_dir = Unicode(
+        config=True,
+        help="""The kernel runtime venv (see `coderemote runtime build`), read-only in every
+        sandbox. Default: $CODEREMOTE_RUNTIME_DIR, else /opt/coderemote/runtime.""",
+    )
+    pids_limit = Integer(64, config=True, help="Processes and threads per sandbox (RLIMIT_NPROC), count. Default: 64.")
+    open_files_limit = Integer(256, config=True, help="Open files per process (RLIMIT_NOFILE), count. Default: 256.")
+    file_size_limit = Integer(
+        32 * MiB, config=True, help="Largest file a process may write (RLIMIT_FSIZE), bytes. Default: 32 MiB."
+    )
     env_allowlist = List(
         Unicode(),
         ["LANG", "LC_ALL", "LC_CTYPE", "TZ"],
         config=True,
-        help="Variables copied from the server's environment into the sandbox; nothing else is.",
+        help="""Variables copied from the server's environment into the sandbox; nothing else
+        is. Default: LANG, LC_ALL, LC_CTYPE and TZ (LANG is C.UTF-8 when the server has none).""",
     )
     extra_env = Dict(
-        value_trait=Unicode(), config=True, help="Extra variables set in the sandbox (never put secrets here)."
+        value_trait=Unicode(),
+        config=True,
+        help="Extra variables set in the sandbox (never put secrets here). Default: none.",
     )
 
     container_id = Unicode(None, allow_none=True)
@@ -188,7 +206,14 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
         """Whether the sandbox was killed for exceeding its memory limit."""
         return self._cgroup.oom_killed if self.container_id else False
 
+    @overrides
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        """KernelProvisionerBase.pre_launch: make the sandbox's folders and point the kernel at ipc sockets there.
+
+        The kernel's folder holds a tmpfs connection folder, which the sandbox
+        bind-mounts; LocalProvisioner's pre_launch then writes the connection file.
+        Whatever was made is removed again if this fails.
+        """
         runsc = self._runsc()
         self._runtime = Runtime.load(self.runtime_dir)
         if os.geteuid() != 0:
@@ -242,7 +267,15 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
         os.chown(path, self.sandbox_uid, self.sandbox_uid)
         path.chmod(0o400)
 
+    @overrides
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        """KernelProvisionerBase.launch_kernel: start the kernel in a new runsc sandbox, from the zygote if it can.
+
+        With ``restore_from_zygote``, the coderemote_kernel launcher is restored from a
+        ready zygote image; otherwise (no image yet: it is then built in the background;
+        a failed restore; another command) the sandbox is started plainly with
+        ``runsc run``. The sandbox is cleaned up if this fails.
+        """
         launch_env = kwargs.get("env") or {}
         try:
             if self.restore_from_zygote and cmd[1:3] == ["-m", "coderemote_kernel"]:
@@ -346,8 +379,11 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
         self.pid = self.process.pid
         return self.process
 
+    @overrides
     async def poll(self) -> int | None:
-        """None while the sandbox runs; a sandbox whose cgroup saw an OOM kill is ended first.
+        """KernelProvisionerBase.poll: the exit code of the sandbox's runsc process, ending it first past an OOM kill.
+
+        None while the sandbox runs; a sandbox whose cgroup saw an OOM kill is ended first.
 
         On the systrap platform the kernel's OOM killer may take a helper process of
         the sandbox and leave the rest running, stuck: a sandbox past its memory limit
@@ -364,7 +400,12 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
                 await asyncio.sleep(0.05)
         return await super().poll()  # type: ignore[no-any-return]
 
+    @overrides
     async def send_signal(self, signum: int) -> None:
+        """KernelProvisionerBase.send_signal: ``runsc kill`` the sandbox's init (SIGKILL, SIGTERM: all its processes).
+
+        Nothing is sent once the sandbox has ended.
+        """
         if self.process is None or self.process.poll() is not None:
             return
         # Signals go to the sandbox's init (the kernel) through runsc: signalling
@@ -375,14 +416,22 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
         if code != 0 and self.process.poll() is None:
             self.log.warning("runsc kill %s %s failed: %s", self.container_id, signum, out.strip())
 
+    @overrides
     async def kill(self, restart: bool = False) -> None:
+        """KernelProvisionerBase.kill: SIGKILL to every process of the sandbox (``send_signal``)."""
         await self.send_signal(signal.SIGKILL)
 
+    @overrides
     async def terminate(self, restart: bool = False) -> None:
+        """KernelProvisionerBase.terminate: SIGTERM to every process of the sandbox (``send_signal``)."""
         await self.send_signal(signal.SIGTERM)
 
+    @overrides
     async def cleanup(self, restart: bool = False) -> None:
-        """Remove the container, its runsc state, cgroup and folder."""
+        """KernelProvisionerBase.cleanup: kill the sandbox if it still runs and delete it, then LocalProvisioner's.
+
+        Remove the container, its runsc state, cgroup and folder.
+        """
         if self.container_id is None:
             return
         if self.process is not None and self.process.poll() is None:
@@ -394,12 +443,19 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
         self.log.debug("Removed sandbox %s", self.container_id)
         await super().cleanup(restart=restart)
 
+    @overrides
     async def get_provisioner_info(self) -> dict[str, Any]:
+        """KernelProvisionerBase.get_provisioner_info: LocalProvisioner's, with the sandbox's name (container_id)."""
         info = await super().get_provisioner_info()
         info["container_id"] = self.container_id
         return info
 
-    async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
+    @overrides
+    async def load_provisioner_info(self, provisioner_info: dict) -> None:  # the base's type (@overrides checks it)
+        """KernelProvisionerBase.load_provisioner_info: LocalProvisioner's, and the sandbox's name.
+
+        A name this provisioner does not make is refused (ValueError) before anything is loaded.
+        """
         container_id = provisioner_info.get("container_id")
         if container_id is not None and not is_container_name(container_id):
             raise ValueError(f"{container_id!r} is not the name of one of this provisioner's sandboxes")

@@ -37,6 +37,7 @@ from typing import Any
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import KernelProvisionerBase
+from overrides import overrides
 from traitlets import Dict, Float, Integer, Unicode, default
 
 from kernel_images import KUBERNETES_POD_TEMPLATE
@@ -91,24 +92,63 @@ class KubernetesProvisioner(SandboxLimits, KernelProvisionerBase):  # type: igno
     """Runs each kernel in a pod of its own with the gVisor runtime class (see the module docstring).
     Its limits are ``SandboxLimits``' (shared with the local provisioner)."""
 
-    namespace = Unicode("coderemote-kernels", config=True, help="Namespace of the kernel pods.")
-    image = Unicode("ghcr.io/coderemote/kernel:latest", config=True, help="The kernel image.")
-    runtime_class_name = Unicode("gvisor", config=True, help="RuntimeClass of the kernel pods.")
-    pod_template = Unicode(str(KUBERNETES_POD_TEMPLATE), config=True, help="YAML of the kernel pod (see its comments).")
-    kube_config = Unicode("", config=True, help="A kubeconfig file; empty: in-cluster, else ~/.kube/config.")
+    namespace = Unicode(
+        "coderemote-kernels",
+        config=True,
+        help="Namespace of the kernel pods and their Secrets. Default: ``coderemote-kernels``.",
+    )
+    image = Unicode(
+        "ghcr.io/coderemote/kernel:latest",
+        config=True,
+        help="""The kernel image, built from kernel_images/Dockerfile (the launcher and the
+        runtime). Default: ``ghcr.io/coderemote/kernel:latest``.""",
+    )
+    runtime_class_name = Unicode(
+        "gvisor",
+        config=True,
+        help="""RuntimeClass of the kernel pods, the cluster's gVisor one. Default: ``gvisor``;
+        change it where the cluster names it otherwise.""",
+    )
+    pod_template = Unicode(
+        str(KUBERNETES_POD_TEMPLATE),
+        config=True,
+        help="""YAML of the kernel pod (see its comments). Default: the template shipped in
+        kernel_images/kubernetes/kernel-pod.yaml; point it at a copy to add what the cluster
+        needs (tolerations, a node selector for the gVisor nodes).""",
+    )
+    kube_config = Unicode(
+        "",
+        config=True,
+        help="A kubeconfig file. Default: empty, meaning the in-cluster service account, else ~/.kube/config.",
+    )
     server_name = Unicode(
         os.environ.get("HOSTNAME", "coderemote"),
         config=True,
-        help="This server, on its kernels' pods (label coderemote.io/server): its pod name in the cluster.",
+        help="""This server, on its kernels' pods (label coderemote.io/server): its pod name in
+        the cluster. Default: $HOSTNAME (a pod's name), else ``coderemote``.""",
     )
     server_namespace = Unicode(
         config=True,
         help="""This server's namespace, where ``reap_stale`` looks for the servers of kernel pods.
         Default: the service account's namespace in a cluster, else ``default``.""",
     )
-    labels = Dict(Unicode(), config=True, help="More labels of the kernel pods (the NetworkPolicy selects on them).")
-    launch_timeout = Float(60.0, config=True, help="Time for a pod to run and have an address, s.")
-    ephemeral_storage_limit = Integer(256 * MiB, config=True, help="Ephemeral storage per kernel pod, bytes.")
+    labels = Dict(
+        Unicode(),
+        config=True,
+        help="""More labels of the kernel pods. Default: none; the Helm chart sets those its
+        NetworkPolicy selects on.""",
+    )
+    launch_timeout = Float(
+        60.0,
+        config=True,
+        help="""Time for a pod to run and have an address, s; past it the pod is deleted and
+        the start fails with its events. Default: 60 s.""",
+    )
+    ephemeral_storage_limit = Integer(
+        256 * MiB,
+        config=True,
+        help="Ephemeral storage per kernel pod (its limit and request), bytes. Default: 256 MiB.",
+    )
 
     @default("server_namespace")
     def _server_namespace_default(self) -> str:
@@ -124,16 +164,28 @@ class KubernetesProvisioner(SandboxLimits, KernelProvisionerBase):  # type: igno
     # -- the provisioner contract ---------------------------------------------------
 
     @property
+    @overrides
     def has_process(self) -> bool:
+        """KernelProvisionerBase.has_process: whether the kernel's pod was created and not yet cleaned up."""
         return self.pod is not None
 
+    @overrides
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        """The kernel's command as the pod runs it; the server's environment is not passed on."""
+        """KernelProvisionerBase.pre_launch: the launch arguments for a pod (nothing is created yet).
+
+        The kernel's command as the pod runs it; the server's environment is not passed on.
+        """
         kwargs.pop("env", None)
         argv = [CONNECTION_FILE if arg == "{connection_file}" else arg for arg in self.kernel_spec.argv]
         return {**kwargs, "cmd": argv, "env": {}}
 
+    @overrides
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        """KernelProvisionerBase.launch_kernel: create the kernel's Secret and pod; its connection once the pod runs.
+
+        A pod that fails or does not come up within ``launch_timeout`` is deleted (with
+        its Secret) and reported.
+        """
         name = container_name(self.kernel_id)
         session: Any = self.parent.session  # type: ignore[union-attr]  # the kernel manager's
         connection: dict[str, Any] = {
@@ -158,8 +210,12 @@ class KubernetesProvisioner(SandboxLimits, KernelProvisionerBase):  # type: igno
         self.log.info("Started pod %s/%s for kernel %s", self.namespace, name, self.kernel_id)
         return self.connection_info
 
+    @overrides
     async def poll(self) -> int | None:
-        """None while the pod is pending or running; its exit code once it ended (1 if unknown)."""
+        """KernelProvisionerBase.poll: the pod's state, read from the API.
+
+        None while the pod is pending or running; its exit code once it ended (1 if unknown).
+        """
         if self.pod is None:
             return self._exit_code
         pod = await asyncio.to_thread(_unless_gone, self._api().read_namespaced_pod, self.pod, self.namespace)
@@ -171,37 +227,58 @@ class KubernetesProvisioner(SandboxLimits, KernelProvisionerBase):  # type: igno
             self._exit_code = code
         return code
 
+    @overrides
     async def wait(self) -> int | None:
+        """KernelProvisionerBase.wait: ``poll`` every ``POLL_S`` seconds until the pod has ended; its exit code."""
         while (code := await self.poll()) is None:  # noqa: ASYNC110 (the API's state: nothing to wait on but polling)
             await asyncio.sleep(POLL_S)
         return code
 
+    @overrides
     async def send_signal(self, signum: int) -> None:
-        """Kill and terminate delete the pod; other signals cannot reach it (interrupts are messages)."""
+        """KernelProvisionerBase.send_signal: delete the pod for SIGKILL (at once) or SIGTERM (with its grace period).
+
+        Kill and terminate delete the pod; other signals cannot reach it (interrupts are messages).
+        """
         if signum in (signal.SIGKILL, signal.SIGTERM) and self.pod is not None:
             await self._delete_pod(self.pod, grace_seconds=0 if signum == signal.SIGKILL else None)
         elif self.pod is not None:
             self.log.warning("Signal %s cannot be sent to pod %s: interrupt by message instead", signum, self.pod)
 
+    @overrides
     async def kill(self, restart: bool = False) -> None:
+        """KernelProvisionerBase.kill: delete the pod at once (``send_signal`` SIGKILL)."""
         await self.send_signal(signal.SIGKILL)
 
+    @overrides
     async def terminate(self, restart: bool = False) -> None:
+        """KernelProvisionerBase.terminate: delete the pod with its grace period (``send_signal`` SIGTERM)."""
         await self.send_signal(signal.SIGTERM)
 
+    @overrides
     async def cleanup(self, restart: bool = False) -> None:
-        """Delete the pod (if it is still there) and its Secret."""
+        """KernelProvisionerBase.cleanup: remove what is left of the kernel's pod and Secret.
+
+        Delete the pod (if it is still there) and its Secret.
+        """
         if self.pod is not None:
             await self._delete(self.pod)
             self.log.debug("Removed pod %s/%s", self.namespace, self.pod)
         self.pod = None
 
+    @overrides
     async def get_provisioner_info(self) -> dict[str, Any]:
+        """KernelProvisionerBase.get_provisioner_info: the base's, with the pod's name and namespace."""
         info: dict[str, Any] = await super().get_provisioner_info()
         info.update(pod=self.pod, namespace=self.namespace)
         return info
 
-    async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
+    @overrides
+    async def load_provisioner_info(self, provisioner_info: dict) -> None:  # the base's type (@overrides checks it)
+        """KernelProvisionerBase.load_provisioner_info: the base's, and the pod's name.
+
+        A name this provisioner does not make is refused (ValueError) before anything is loaded.
+        """
         pod = provisioner_info.get("pod")
         if pod is not None and not is_container_name(pod):
             raise ValueError(f"{pod!r} is not the name of one of this provisioner's pods")

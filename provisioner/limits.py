@@ -19,18 +19,42 @@ MiB = 1 << 20
 class SandboxLimits(Configurable):  # type: ignore[misc]
     """The limits and settings of one sandboxed kernel (a base of the provisioners)."""
 
-    memory_limit = Integer(512 * MiB, config=True, help="Memory limit per sandbox, bytes (cgroup; the pod's limit).")
-    cpu_limit = Float(1.0, config=True, help="CPUs per sandbox (cgroup CPU quota; the pod's limit).")
-    tmpfs_size = Integer(64 * MiB, config=True, help="Size cap of /tmp and of the working dir, bytes each.")
-    output_limit = Integer(MiB, config=True, help="stdout+stderr bytes per execution before output is cut.")
+    memory_limit = Integer(
+        512 * MiB,
+        config=True,
+        help="""Memory limit per sandbox, bytes (cgroup; the pod's limit); a kernel past it is
+        killed. Default: 512 MiB.""",
+    )
+    cpu_limit = Float(
+        1.0, config=True, help="CPUs per sandbox (cgroup CPU quota; the pod's limit), fractions allowed. Default: 1."
+    )
+    tmpfs_size = Integer(
+        64 * MiB,
+        config=True,
+        help="Size cap of /tmp and of the working dir (/workspace), bytes each. Default: 64 MiB.",
+    )
+    output_limit = Integer(
+        MiB,
+        config=True,
+        help="""Bytes of output per execution (stdout and stderr, and every other message the
+        kernel sends for it) before output is cut; the run then ends as output_limit.
+        Default: 1 MiB. Keep ExecutionService.max_output_bytes above it.""",
+    )
     blocked_modules = List(
         Unicode(),
         default_value=None,
         allow_none=True,
         config=True,
-        help="Modules the user's code may not import; None keeps the launcher's default list.",
+        help="""Modules the user's code may not import. Default: None, the launcher's list
+        (processes, signals, network, ctypes and cffi). A list replaces that one: repeat
+        those of its modules that should stay blocked.""",
     )
-    sandbox_uid = Integer(1000, config=True, help="Non-root uid (and gid) the kernel runs as.")
+    sandbox_uid = Integer(
+        1000,
+        config=True,
+        help="""Non-root uid (and gid) the kernel runs as in a local gVisor sandbox (a pod runs
+        as its template's runAsUser). Default: 1000.""",
+    )
 
     def kernel_env(self) -> dict[str, str]:
         """What the kernel launcher is told, in every sandbox: its limits and where it
