@@ -26,6 +26,7 @@ MEASURE_MARK = "CODEREMOTE-MEASURE "
 DEFAULT_MAX_N = {"list": 4096, "str": 4096, "two_lists": 2048, "int": 1 << 24, "program": 4096}
 FIXED_OTHER = 16  # the other list's length while one grows
 
+# Runs code in a sandbox with a timeout, s, and returns its ExecutionResult (the app's runner).
 Execute = Callable[[str, float], Awaitable[Any]]
 
 

@@ -16,10 +16,11 @@ from importlib.resources import files
 from typing import Any
 
 import httpx
-from traitlets import Float, Unicode
+from traitlets import Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from analysis_ext.canonical import CANONICAL, MAX_LABEL, parse_label
+from kernel_gateway_ext.base import gemini_api_key_from_environment
 
 
 class LLMError(Exception):
@@ -83,8 +84,17 @@ def parse_answer(text: str, model: str, one_size: bool = False) -> LLMAnswer:
 class LLMProvider(LoggingConfigurable):
     """One way to ask a model; ``name`` is what reports show as ``model_used``."""
 
-    model = Unicode(config=True, help="Model name.")
-    timeout = Float(20.0, config=True, help="Seconds to wait for an answer.")
+    model = Unicode(
+        config=True,
+        help="""Model name, also the report's ``model_used``. Default: empty (each provider
+        sets its own).""",
+    )
+    timeout = Float(
+        20.0,
+        config=True,
+        help="""Time to wait for the model's answer, s; past it the report is made without
+        the model, with a note. Default: 20 s.""",
+    )
 
     @property
     def name(self) -> str:
@@ -109,9 +119,15 @@ class LLMProvider(LoggingConfigurable):
 class GeminiProvider(LLMProvider):
     """Gemini through the google-genai SDK."""
 
-    model = Unicode("gemini-2.5-flash", config=True, help="Gemini model name.")
-    api_key = Unicode(config=True, help="Gemini API key (also read from GEMINI_API_KEY / GOOGLE_API_KEY).")
-    base_url = Unicode("", config=True, help="API endpoint override (a proxy, or a stand-in in tests).")
+    model = Unicode("gemini-2.5-flash", config=True, help="Gemini model name. Default: ``gemini-2.5-flash``.")
+    api_key = Unicode(config=True, help="Gemini API key. Default: $GEMINI_API_KEY, else $GOOGLE_API_KEY.")
+    base_url = Unicode(
+        "", config=True, help="API endpoint override (a proxy, or a stand-in in tests). Default: empty (Google's)."
+    )
+
+    @default("api_key")
+    def _default_api_key(self) -> str:
+        return gemini_api_key_from_environment()
 
     async def complete(self, text: str) -> str:
         from google import genai
@@ -132,9 +148,16 @@ class GeminiProvider(LLMProvider):
 class OpenAICompatibleProvider(LLMProvider):
     """Any server speaking the OpenAI chat-completions API (Ollama, vLLM, llama.cpp...)."""
 
-    base_url = Unicode("http://127.0.0.1:11434/v1", config=True, help="Base URL, ending before /chat/completions.")
-    api_key = Unicode("", config=True, help="Bearer token, if the server wants one.")
-    model = Unicode("llama3.1", config=True, help="Model name.")
+    base_url = Unicode(
+        "http://127.0.0.1:11434/v1",
+        config=True,
+        help="""Base URL, ending before /chat/completions. Default:
+        ``http://127.0.0.1:11434/v1`` (Ollama on this machine).""",
+    )
+    api_key = Unicode(
+        "", config=True, help="Bearer token, if the server wants one. Default: empty (no Authorization header)."
+    )
+    model = Unicode("llama3.1", config=True, help="Model name. Default: ``llama3.1``.")
 
     async def complete(self, text: str) -> str:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}

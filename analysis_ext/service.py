@@ -11,8 +11,7 @@ note, never an error.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Awaitable, Callable
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,14 +19,17 @@ from traitlets import Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from analysis_ext.bounds import MAX_DEPTH, MAX_NODES
-from analysis_ext.empirical import EmpiricalError, EmpiricalResult, measure
+from analysis_ext.empirical import EmpiricalError, EmpiricalResult, Execute, measure
 from analysis_ext.llm import GeminiProvider, LLMAnswer, LLMError, LLMProvider, OpenAICompatibleProvider, prompt
+from analysis_ext.patterns import detect_patterns
 from analysis_ext.static import ARG_KINDS, StaticResult
-from analysis_ext.worker import AnalysisError, AnalysisPool, classify_job, shared_pool, static_job
-from kernel_gateway_ext.execution import RequestError
+from analysis_ext.worker import AnalysisError, AnalysisPool, classify_job, patterns_job, shared_pool, static_job
+from kernel_gateway_ext.base import DEFAULT_MAX_CODE_BYTES, RequestError
 
 METHODS = ("static", "empirical", "llm")
 REQUEST_FIELDS = {"code", "methods", "entry", "arg", "max_n"}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -81,18 +83,22 @@ class Report:
         return dict(self.__dict__)
 
 
-ExecuteFn = Callable[[str, float], Awaitable[Any]]
-
-
 class AnalysisService(LoggingConfigurable):
     """Runs the analysis methods and merges them."""
 
     llm_provider = Unicode(
         config=True, help="'gemini', 'openai' (any OpenAI-compatible server) or '' for none. Default: gemini when "
-        "GEMINI_API_KEY or GOOGLE_API_KEY is set, else none.",
+        "a Gemini key is known (GeminiProvider.api_key: $GEMINI_API_KEY or $GOOGLE_API_KEY), else none.",
     )  # fmt: skip
-    empirical_budget = Float(8.0, config=True, help="Seconds the timed runs may take inside the sandbox.")
-    max_code_bytes = Integer(64 * 1024, config=True, help="Largest code accepted, bytes (UTF-8).")
+    empirical_budget = Float(
+        8.0,
+        config=True,
+        help="""Time the timed runs may take inside the sandbox, s. Default: 8 s. Their run is
+        given 7 s more, which must fit in ExecutionService.max_timeout (else none is made).""",
+    )
+    max_code_bytes = Integer(
+        DEFAULT_MAX_CODE_BYTES, help="Largest code accepted, bytes (UTF-8); the app sets CodeRemoteApp.max_code_bytes."
+    )
 
     static_timeout = Float(
         10.0, config=True, help="Seconds the static analysis of one request (syntax-tree walk, cost model, pattern "
@@ -126,15 +132,11 @@ class AnalysisService(LoggingConfigurable):
 
     @default("llm_provider")
     def _default_provider(self) -> str:
-        return "gemini" if os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY") else ""
+        return "gemini" if GeminiProvider(parent=self).api_key else ""
 
     def provider(self) -> LLMProvider | None:
         if self.llm_provider == "gemini":
-            key = os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY") or ""
-            provider: LLMProvider = GeminiProvider(parent=self)
-            if not provider.api_key:  # type: ignore[attr-defined]
-                provider.api_key = key  # type: ignore[attr-defined]
-            return provider
+            return GeminiProvider(parent=self)
         if self.llm_provider == "openai":
             return OpenAICompatibleProvider(parent=self)
         return None
@@ -147,7 +149,7 @@ class AnalysisService(LoggingConfigurable):
             methods.append("llm")
         return methods
 
-    async def analyze(self, request: AnalysisRequest, execute: ExecuteFn | None = None) -> Report:
+    async def analyze(self, request: AnalysisRequest, execute: Execute | None = None) -> Report:
         """Analyze; ``execute(code, timeout_s)`` runs the timed runs in a sandbox (None: no timed runs)."""
         if len(request.code.encode("utf-8", "surrogatepass")) > self.max_code_bytes:
             raise RequestError(413, f"'code' is larger than {self.max_code_bytes} bytes")
@@ -187,7 +189,7 @@ class AnalysisService(LoggingConfigurable):
         return merge(static, empirical, answer, notes, details)
 
     async def _empirical(
-        self, execute: ExecuteFn, request: AnalysisRequest, static: StaticResult, notes: list[str]
+        self, execute: Execute, request: AnalysisRequest, static: StaticResult, notes: list[str]
     ) -> EmpiricalResult | None:
         arg = request.arg or static.arg_kind
         stdin_format = None
@@ -307,3 +309,30 @@ def merge(
         model_used=answer.model if answer else None,
         details={**details, "disagreements": disagreements, "notes": notes},
     )
+
+
+# Code up to this size is read in the calling thread: the detector's passes are about
+# linear in the syntax tree (times its depth), a few milliseconds for 4 KB. Larger
+# code (a snippet may be 64 KB) goes to the analysis worker with a deadline.
+INLINE_PATTERN_BYTES = 4096
+PATTERN_DEADLINE_S = 5.0
+
+
+def code_patterns(code: str) -> list[str]:
+    """The patterns the static analysis finds in ``code`` (recursion, sorting, plotting, ...),
+    for the snippet library (``SnippetStore.detect_patterns``).
+
+    [] when the code does not parse, is beyond the analysis' limits, or takes longer than
+    ``PATTERN_DEADLINE_S``: the snippet is saved all the same. Blocks the calling thread
+    (the snippet store runs in one) for at most that long.
+    """
+    try:
+        if len(code.encode("utf-8", "surrogatepass")) <= INLINE_PATTERN_BYTES:
+            return sorted(set(detect_patterns(code)))
+        return shared_pool().run_sync(patterns_job, code, timeout=PATTERN_DEADLINE_S, what="pattern detection")
+    except AnalysisError as e:
+        log.warning("Pattern detection gave no result: %s", e)
+        return []
+    except Exception:  # a detector bug must not keep a snippet from being saved
+        log.warning("Pattern detection failed", exc_info=True)
+        return []

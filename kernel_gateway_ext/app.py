@@ -11,13 +11,14 @@ from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinjaMixin
 from jupyter_server.serverapp import ServerApp
 from tornado.ioloop import IOLoop
-from traitlets import Bool, Enum, List, Unicode
+from traitlets import Bool, Enum, Integer, List, Unicode
 from traitlets.config import Config
 
 from analysis_ext.handlers import default_handlers as analysis_handlers
 from analysis_ext.llm import GeminiProvider, OpenAICompatibleProvider
-from analysis_ext.service import AnalysisService
-from kernel_gateway_ext.execution import ExecutionService
+from analysis_ext.service import AnalysisService, code_patterns
+from kernel_gateway_ext.base import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CODE_BYTES
+from kernel_gateway_ext.execution import ExecutionRequest, ExecutionResult, ExecutionService
 from kernel_gateway_ext.handlers import default_handlers
 from kernel_gateway_ext.history import History
 from kernel_gateway_ext.history import default_handlers as history_handlers
@@ -25,7 +26,6 @@ from kernel_gateway_ext.metrics import Metrics
 from kernel_gateway_ext.pool import KernelPool
 from kernel_gateway_ext.ratelimit import RateLimiter, async_engine
 from kernel_gateway_ext.sandboxed import (
-    SANDBOXED_KERNEL,
     SandboxedKernelSpecManager,
     SandboxedMappingKernelManager,
     provisioner_class,
@@ -33,6 +33,7 @@ from kernel_gateway_ext.sandboxed import (
 from kernel_gateway_ext.service_mode import ServiceServerApp
 from kernel_gateway_ext.submissions import Submissions
 from kernel_gateway_ext.submissions import default_handlers as submission_handlers
+from kernel_images import SANDBOXED_KERNEL
 from provisioner import GVisorProvisioner, KubernetesProvisioner
 from provisioner.kubernetes import ClusterConfigError
 from provisioner.runsc import RunscTooOldError
@@ -94,7 +95,28 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         docs/deploy.md). The spec's provisioner decides what the server checks and
         cleans up at start and what the health endpoint reports.""",
     )
-    build_runtime = Bool(True, config=True, help="Build the kernel runtime at start-up if it is missing (first run).")
+    build_runtime = Bool(
+        True,
+        config=True,
+        help="""Build the kernel runtime (GVisorProvisioner.runtime_dir) at start-up if it is
+        missing (first run); kernel pods need none, their image carries it. Default: True.
+        False: a missing runtime is reported by the health endpoint and at each kernel start.""",
+    )
+    max_code_bytes = Integer(
+        DEFAULT_MAX_CODE_BYTES,
+        config=True,
+        help="""Largest code accepted, bytes (UTF-8): of a run (execute, submissions),
+        an analysis and a snippet; larger answers 413. Default: 64 KiB. Keep it well
+        under max_body_bytes.""",
+    )
+    max_body_bytes = Integer(
+        DEFAULT_MAX_BODY_BYTES,
+        config=True,
+        help="""Largest request body the REST API reads, bytes; a larger one answers 413
+        before it is read. Default: 2 MiB, room for the largest code, stdin and files
+        a request may carry (max_code_bytes, ExecutionService.max_stdin_bytes and
+        max_files_bytes, base64-encoded). Raise it with those.""",
+    )
 
     # Sign-in on the editor page (JWT mode only; see PageHandler.oidc_settings).
     oidc_issuer = Unicode(
@@ -199,9 +221,9 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         if isinstance(jupyter_kernels, SandboxedMappingKernelManager):  # the service: one set of limits
             jupyter_kernels.limits = pool
             pool.others = jupyter_kernels.kernels_by_owner
-        execution = ExecutionService(parent=self, pool=pool, metrics=metrics)
+        execution = ExecutionService(parent=self, pool=pool, metrics=metrics, max_code_bytes=self.max_code_bytes)
         IOLoop.current().add_callback(execution.start)  # fill the pool once the loop runs
-        snippets = SnippetStore(parent=self)
+        snippets = SnippetStore(parent=self, detect_patterns=code_patterns, max_code_bytes=self.max_code_bytes)
         try:
             snippets.start()
         except Exception as e:  # the rest of the service works without its database
@@ -217,11 +239,14 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         submissions = Submissions(parent=self, engine=engine, execution=execution, history=history)
         IOLoop.current().add_callback(submissions.start)
         self.settings.update(
+            coderemote_kernel_name=self.kernel_name,
+            coderemote_max_body_bytes=self.max_body_bytes,
+            coderemote_run=recorded_run(execution, history),
             coderemote_rate_limiter=limiter,
             coderemote_history=history,
             coderemote_submissions=submissions,
             coderemote_execution=execution,
-            coderemote_analysis=AnalysisService(parent=self),
+            coderemote_analysis=AnalysisService(parent=self, max_code_bytes=self.max_code_bytes),
             coderemote_snippets=snippets,
             coderemote_metrics=metrics,
             coderemote_health=lambda: health(sandbox, pool, [kernel_manager, self.serverapp.kernel_manager]),
@@ -261,12 +286,25 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
         await asyncio.to_thread(self.settings["coderemote_analysis"].shutdown)
 
 
+def recorded_run(execution: ExecutionService, history: History) -> Any:
+    """The runner of the analysis' timed runs: ``run(code, timeout_s, owner=, source=)``
+    executes as ``owner`` (their limits apply) and records the run in the history."""
+
+    async def run(code: str, timeout_s: float, *, owner: str, source: str) -> ExecutionResult:
+        result = await execution.execute(ExecutionRequest(code=code, timeout_s=timeout_s), owner=owner)
+        history.record_run(owner, source, code, result)
+        return result
+
+    return run
+
+
 def health(sandbox: Any, pool: KernelPool, kernel_managers: list[Any]) -> dict[str, Any]:
     """The health endpoint's answer: the sandbox's kind and problems (``host_health``), kernels and the pool."""
     report = sandbox.host_health()
     return {
         "status": "ok" if not report["problems"] else "unavailable",
         **report,
+        "kernel_name": pool.kernel_name,
         "kernels": sum(len(km.list_kernel_ids()) for km in kernel_managers),
         "pool": {"idle": pool.idle, "target": pool.size, "last_error": pool.last_error},
     }

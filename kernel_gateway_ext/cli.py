@@ -34,7 +34,8 @@ from jupyter_core.paths import jupyter_runtime_dir
 
 from analysis_ext.service import AnalysisRequest, AnalysisService
 from analysis_ext.static import ARG_KINDS
-from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError
+from kernel_gateway_ext.base import RequestError
+from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService
 from kernel_gateway_ext.pool import KernelPool, SandboxUnavailableError
 from kernel_gateway_ext.sandboxed import SandboxedKernelSpecManager
 from kernel_images import runtime
@@ -79,12 +80,12 @@ async def run_code(code: str, timeout: float | None, stdin: str | None) -> int:
         result = await service.execute(
             ExecutionRequest(code=code, stdin=stdin, timeout_s=timeout), on_output=_print_output
         )
-    except RequestError as e:
-        print(f"coderemote: {e}", file=sys.stderr)
-        return EXIT_LIMIT if e.status == 413 else 1
     except SandboxUnavailableError as e:
         print(f"coderemote: {e}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    except RequestError as e:
+        print(f"coderemote: {e}", file=sys.stderr)
+        return EXIT_LIMIT if e.status == 413 else 1
     finally:
         await service.shutdown()
     if result.status not in EXIT_CODES:

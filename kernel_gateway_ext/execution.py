@@ -22,6 +22,7 @@ from traitlets import Float, Instance, Integer
 from traitlets.config import LoggingConfigurable
 
 from kernel_gateway_ext import files as sandbox_files
+from kernel_gateway_ext.base import DEFAULT_MAX_CODE_BYTES, RequestError
 from kernel_gateway_ext.metrics import Metrics
 from kernel_gateway_ext.pool import KernelPool, Sandbox
 
@@ -29,14 +30,6 @@ OutputCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
 SESSION_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")  # whole string (fullmatch): no trailing newline
 REQUEST_FIELDS = {"code", "stdin", "timeout_s", "session_id", "files", "return_files"}
 EOF_REPLY = "\x04"  # ipykernel raises EOFError in input() on this reply
-
-
-class RequestError(ValueError):
-    """A request the service refuses; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -74,6 +67,12 @@ class ExecutionRequest:
         if return_files is not None and not isinstance(return_files, list):
             raise RequestError(400, "'return_files' must be a list of glob patterns")
         return cls(code, stdin, timeout, session_id, files, return_files)
+
+
+def death_status(provisioner: Any) -> str:
+    """Why a sandbox's kernel died: ``memory_limit`` when its provisioner saw the
+    out-of-memory killer end it, else ``killed``."""
+    return "memory_limit" if getattr(provisioner, "oom_killed", False) else "killed"
 
 
 def run_usage(cpu_before_ns: int | None, after: tuple[int | None, int | None], wall_ms: float) -> dict[str, Any]:
@@ -205,16 +204,36 @@ class ExecutionService(LoggingConfigurable):
 
     pool = Instance(KernelPool, help="Where sandboxes come from and go back to.")
     metrics = Instance(Metrics, args=())
-    default_timeout = Float(10.0, config=True, help="Wall time per execution when the request names none, s.")
-    max_timeout = Float(30.0, config=True, help="Largest wall time a request may ask for, s.")
+    default_timeout = Float(
+        10.0,
+        config=True,
+        help="""Wall time per execution when the request names none (timeout_s), s; also the
+        page's initial run timeout. Default: 10 s. Keep it at most max_timeout, or such
+        requests answer 400.""",
+    )
+    max_timeout = Float(
+        30.0,
+        config=True,
+        help="Largest wall time a request may ask for, s; more answers 400. Default: 30 s.",
+    )
     interrupt_grace = Float(
-        2.0, config=True, help="Time an interrupted execution has to stop before its kernel is killed, s."
+        2.0,
+        config=True,
+        help="""Time an interrupted execution (past its timeout or max_output_bytes) has to
+        stop before its kernel is killed, s. Default: 2 s.""",
     )
     session_idle_timeout = Float(
-        600.0, config=True, help="A session unused this long is ended and its sandbox destroyed, s (0: never)."
+        600.0,
+        config=True,
+        help="""A session unused this long is ended and its sandbox destroyed, s (0: never).
+        Default: 600 s (10 minutes).""",
     )
-    max_code_bytes = Integer(64 * 1024, config=True, help="Largest code accepted, bytes (UTF-8).")
-    max_stdin_bytes = Integer(1024 * 1024, config=True, help="Largest stdin accepted, bytes (UTF-8).")
+    max_code_bytes = Integer(
+        DEFAULT_MAX_CODE_BYTES, help="Largest code accepted, bytes (UTF-8); the app sets CodeRemoteApp.max_code_bytes."
+    )
+    max_stdin_bytes = Integer(
+        1024 * 1024, config=True, help="Largest stdin accepted, bytes (UTF-8); larger answers 413. Default: 1 MiB."
+    )
     max_output_bytes = Integer(
         8 * 1024 * 1024,
         config=True,
@@ -224,23 +243,33 @@ class ExecutionService(LoggingConfigurable):
         (GVisorProvisioner.output_limit) first, so this is reached only by code
         that writes onto its kernel's channels itself: the execution then ends
         as output_limit with what came before, and its kernel is discarded.
-        Raise it with output_limit.""",
+        Default: 8 MiB. Raise it with output_limit.""",
     )
 
     max_files = Integer(
-        20, config=True, help="Files a request may send ('files'), and files and patterns it may ask back, at most."
+        20,
+        config=True,
+        help="""Files a request may send ('files'), and files and patterns it may ask back
+        ('return_files'), at most; more answers 400. Default: 20.""",
     )
     max_files_bytes = Integer(
-        1024 * 1024, config=True, help="Bytes of all the files a request sends, decoded, at most."
+        1024 * 1024,
+        config=True,
+        help="""Bytes of all the files a request sends, decoded, at most; more answers 413.
+        Default: 1 MiB. Raise CodeRemoteApp.max_body_bytes with it.""",
     )
     max_return_bytes = Integer(
         512 * 1024,
         config=True,
         help="""Bytes of files that come back in a result (return_files); a file past it is
-        listed as skipped. Keep it under 3/4 of GVisorProvisioner.output_limit (they come
-        out of the sandbox as base64 or text on its output).""",
+        listed as skipped. Default: 512 KiB. Keep it under 3/4 of GVisorProvisioner.output_limit
+        (they come out of the sandbox as base64 or text on its output).""",
     )
-    files_timeout = Float(10.0, config=True, help="Time writing or reading a run's files may take, s.")
+    files_timeout = Float(
+        10.0,
+        config=True,
+        help="Time writing a run's files into its sandbox, or reading them back, may take, s. Default: 10 s.",
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -264,17 +293,11 @@ class ExecutionService(LoggingConfigurable):
             raise RequestError(400, f"'timeout_s' must be greater than 0 and at most {self.max_timeout:g}")
         self._files_in(request)
         if request.return_files is not None:
-            try:
-                sandbox_files.return_patterns(request.return_files, self.max_files)
-            except sandbox_files.RequestError as e:
-                raise RequestError(e.status, str(e)) from None
+            sandbox_files.return_patterns(request.return_files, self.max_files)
         return timeout
 
     def _files_in(self, request: ExecutionRequest) -> list[sandbox_files.FileIn]:
-        try:
-            return sandbox_files.files_in(request.files or [], self.max_files, self.max_files_bytes)
-        except sandbox_files.RequestError as e:
-            raise RequestError(e.status, str(e)) from None
+        return sandbox_files.files_in(request.files or [], self.max_files, self.max_files_bytes)
 
     def start(self) -> None:
         """Start the pool and the culling of idle sessions (needs a running loop)."""
@@ -311,13 +334,6 @@ class ExecutionService(LoggingConfigurable):
                     await self.end_session(owner, request.session_id)
                 return self._record(result)
 
-    def session_kernel(self, owner: str, session_id: str) -> Any:
-        """The KernelManager behind a session, or None."""
-        session = self._sessions.get((owner, session_id))
-        if session is None or session.sandbox is None:
-            return None
-        return self._km.get_kernel(session.sandbox.kernel_id)
-
     async def end_session(self, owner: str, session_id: str) -> bool:
         session = self._sessions.pop((owner, session_id), None)
         if session is not None and session.sandbox is not None:
@@ -348,10 +364,6 @@ class ExecutionService(LoggingConfigurable):
 
     async def _alive(self, kernel_id: str) -> bool:
         return kernel_id in self._km and bool(await self._km.get_kernel(kernel_id).is_alive())
-
-    def _died_status(self, kernel_id: str) -> str:
-        provisioner = self._km.get_kernel(kernel_id).provisioner
-        return "memory_limit" if getattr(provisioner, "oom_killed", False) else "killed"
 
     async def _run(
         self, sandbox: Sandbox, request: ExecutionRequest, timeout: float, on_output: OutputCallback | None
@@ -415,49 +427,17 @@ class ExecutionService(LoggingConfigurable):
     async def _exchange(
         self, kernel_id: str, client: Any, request: ExecutionRequest, timeout: float, collector: _Collector
     ) -> str:
-        """Send the execute_request and follow iopub, stdin and shell until the kernel is idle."""
+        """Send the execute_request and follow the kernel until it is idle again, within
+        ``timeout`` (then interrupted, and given ``interrupt_grace``); say what became of
+        the kernel: ok, stuck (deaf to the interrupt, or flooding) or dead."""
         result = collector.result
-        stdin_lines = (request.stdin or "").splitlines()
         msg_id = client.execute(request.code, allow_stdin=True, stop_on_error=True)
+        follow = _Follow(client, msg_id, collector, (request.stdin or "").splitlines())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        reply: dict[str, Any] | None = None
-        idle = False
-        interrupted = False
-        # One poller over the three sockets, draining whatever is ready at each
-        # wake-up: the messages of a short execution arrive in a burst.
-        channels = {
-            client.iopub_channel.socket: "iopub",
-            client.shell_channel.socket: "shell",
-            client.stdin_channel.socket: "stdin",
-        }
-        poller = zmq.asyncio.Poller()
-        for socket in channels:
-            poller.register(socket, zmq.POLLIN)
-        session = client.session
-        flooded = False
-        while reply is None or not idle:
-            wait = min(0.25, max(deadline - loop.time(), 0.001))
-            ready = await poller.poll(int(wait * 1000))
-            for socket, _ in ready:
-                name = channels[socket]
-                for msg, size in await _ready_messages(session, socket):
-                    if msg["parent_header"].get("msg_id") != msg_id:
-                        continue  # stray output of an earlier cell or another client: never decoded
-                    kind = msg["msg_type"]
-                    if kind == "status":
-                        if size <= SMALL_MESSAGE:
-                            idle = _decode(session, msg)["content"]["execution_state"] == "idle"
-                        continue
-                    if not collector.take(size):
-                        continue
-                    if name == "iopub":
-                        await collector.add(_decode(session, msg))
-                    elif name == "shell" and kind == "execute_reply":
-                        reply = _decode(session, msg)
-                    elif name == "stdin" and kind == "input_request":
-                        client.input(stdin_lines.pop(0) if stdin_lines else EOF_REPLY)
-                await asyncio.sleep(0)  # a flooding kernel does not hold the event loop
+        interrupted = flooded = False
+        while not follow.done:
+            ready = await follow.poll(min(0.25, max(deadline - loop.time(), 0.001)))
             if collector.full and not flooded:
                 # More than the sandbox lets out: the code wrote onto its kernel's
                 # channels itself. Stop it, and do not reuse that kernel.
@@ -467,7 +447,7 @@ class ExecutionService(LoggingConfigurable):
             if ready and loop.time() < deadline:
                 continue
             if not ready and not await self._alive(kernel_id):
-                result.status = self._died_status(kernel_id)
+                result.status = death_status(self._km.get_kernel(kernel_id).provisioner)
                 return "dead"
             if loop.time() >= deadline:
                 if interrupted:
@@ -478,15 +458,77 @@ class ExecutionService(LoggingConfigurable):
                 deadline = loop.time() + self.interrupt_grace
         if flooded:
             return "stuck"
-        if interrupted:
-            return "ok"
-        assert reply is not None
-        metadata = reply["metadata"].get("coderemote", {})
-        if metadata.get("output_limit") or result.status == "output_limit":
-            result.status = "output_limit"
-        elif reply["content"]["status"] != "ok":
-            result.status = "error"
-            if result.error is None:
-                content = reply["content"]
-                result.error = {k: content.get(k, "") for k in ("ename", "evalue", "traceback")}
+        if not interrupted:
+            assert follow.reply is not None
+            _read_reply(follow.reply, result)
         return "ok"
+
+
+class _Follow:
+    """One execution's messages on a kernel's iopub, shell and stdin channels: one
+    poller over the three sockets, draining whatever is ready at each wake-up (the
+    messages of a short execution arrive in a burst). Outputs go to the collector,
+    stdin's prompts get the request's lines (then end of file)."""
+
+    def __init__(self, client: Any, msg_id: str, collector: _Collector, stdin_lines: list[str]) -> None:
+        self.client = client
+        self.msg_id = msg_id
+        self.collector = collector
+        self.stdin_lines = stdin_lines
+        self.reply: dict[str, Any] | None = None
+        self.idle = False
+        self.channels = {
+            client.iopub_channel.socket: "iopub",
+            client.shell_channel.socket: "shell",
+            client.stdin_channel.socket: "stdin",
+        }
+        self.poller = zmq.asyncio.Poller()
+        for socket in self.channels:
+            self.poller.register(socket, zmq.POLLIN)
+
+    @property
+    def done(self) -> bool:
+        """The execute_reply came and the kernel went idle."""
+        return self.reply is not None and self.idle
+
+    async def poll(self, wait: float) -> bool:
+        """Wait up to ``wait`` s for messages and handle those ready; whether any socket was."""
+        ready = await self.poller.poll(int(wait * 1000))
+        session = self.client.session
+        for socket, _ in ready:
+            name = self.channels[socket]
+            for msg, size in await _ready_messages(session, socket):
+                if msg["parent_header"].get("msg_id") != self.msg_id:
+                    continue  # stray output of an earlier cell or another client: never decoded
+                await self._handle(name, msg, size)
+            await asyncio.sleep(0)  # a flooding kernel does not hold the event loop
+        return bool(ready)
+
+    async def _handle(self, channel: str, msg: dict[str, Any], size: int) -> None:
+        session = self.client.session
+        kind = msg["msg_type"]
+        if kind == "status":
+            if size <= SMALL_MESSAGE:
+                self.idle = _decode(session, msg)["content"]["execution_state"] == "idle"
+            return
+        if not self.collector.take(size):
+            return
+        if channel == "iopub":
+            await self.collector.add(_decode(session, msg))
+        elif channel == "shell" and kind == "execute_reply":
+            self.reply = _decode(session, msg)
+        elif channel == "stdin" and kind == "input_request":
+            self.client.input(self.stdin_lines.pop(0) if self.stdin_lines else EOF_REPLY)
+
+
+def _read_reply(reply: dict[str, Any], result: ExecutionResult) -> None:
+    """The run's status from its execute_reply: output_limit (the sandbox cut the
+    output), error (with the error when no output carried it), or ok as it is."""
+    metadata = reply["metadata"].get("coderemote", {})
+    if metadata.get("output_limit") or result.status == "output_limit":
+        result.status = "output_limit"
+    elif reply["content"]["status"] != "ok":
+        result.status = "error"
+        if result.error is None:
+            content = reply["content"]
+            result.error = {k: content.get(k, "") for k in ("ename", "evalue", "traceback")}

@@ -22,17 +22,10 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from kernel_gateway_ext.base import RequestError
+
 MAX_PATH = 255
 ENCODINGS = ("utf8", "base64")
-
-
-class RequestError(ValueError):
-    """Files a request may not send or ask for; ``status`` is the HTTP status to answer with
-    (execution.RequestError carries it on)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)

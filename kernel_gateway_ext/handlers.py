@@ -1,4 +1,4 @@
-"""REST handlers of the ``coderemote`` extension (see DESIGN.md, REST contract)."""
+"""The extension's own handlers: execute, health, metrics and the editor page (see docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -13,132 +13,33 @@ from jupyter_server.utils import url_path_join
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
 
-from kernel_gateway_ext.bodies import MAX_HEADERS_BYTES, MAX_URI_BYTES, parse_json_body
-from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService, RequestError
+from kernel_gateway_ext.base import AUTH_RESOURCE, CodeRemoteAPIHandler
+from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService
 from kernel_gateway_ext.identity import page_authenticated
-from kernel_gateway_ext.pool import CapacityError, SandboxUnavailableError
-from kernel_gateway_ext.ratelimit import RateLimited, write_rate_limited
-from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL, owner_of
 
-AUTH_RESOURCE = "coderemote"
 EDITOR_ASSETS = Path(__file__).parent / "static" / "editor"
 
 
-class HTTPErrorWithHeaders(web.HTTPError):
-    """An HTTPError that keeps response headers (tornado clears them before write_error)."""
-
-    def __init__(self, status_code: int, message: str, headers: dict[str, str]) -> None:
-        super().__init__(status_code, message)
-        self.headers = headers
-
-
-@web.stream_request_body
-class CodeRemoteAPIHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
-    """Base of the JSON handlers; errors become ``{"message", "reason"}`` through APIHandler.
-
-    The body is streamed in (``stream_request_body``): ``prepare`` checks the
-    request target's length, who is calling and the declared size before a
-    byte of the body is read, and at most ``max_body_bytes`` of it are kept.
-    """
-
-    auth_resource = AUTH_RESOURCE
-    max_body_bytes = 2 * 1024 * 1024
-    # Whether ``json_body`` refuses NUL characters (bodies whose text goes to PostgreSQL).
-    forbid_nul = False
-
-    def initialize(self, *args: Any, **kwargs: Any) -> None:
-        super().initialize(*args, **kwargs)
-        self._body = bytearray()
-        self._body_too_large = False
+class ExecuteHandler(CodeRemoteAPIHandler):
+    """``POST api/coderemote/execute``: one run, answered when it ends."""
 
     @property
     def execution(self) -> ExecutionService:
         return self.settings["coderemote_execution"]
 
-    async def prepare(self) -> None:  # type: ignore[override]
-        if len(self.request.uri or "") > MAX_URI_BYTES:
-            raise web.HTTPError(414, f"the request target (path and query string) is longer than {MAX_URI_BYTES} bytes")
-        if sum(len(k) + len(v) + 4 for k, v in self.request.headers.get_all()) > MAX_HEADERS_BYTES:
-            raise web.HTTPError(431, f"the request headers are larger than {MAX_HEADERS_BYTES} bytes")
-        await super().prepare()
-        if self._finished:  # e.g. redirected to the login page
-            return
-        if self.request.method in ("POST", "PUT", "PATCH") and not self.current_user:
-            # Identity before the body: an anonymous caller's body is never read.
-            raise web.HTTPError(403)
-        declared = self.request.headers.get("Content-Length")
-        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_body_bytes:
-            raise web.HTTPError(413, f"the request body is larger than {self.max_body_bytes} bytes")
-
-    def data_received(self, chunk: bytes) -> None:
-        """Keep at most ``max_body_bytes`` (+1, to tell a larger body); drop the rest."""
-        if self._finished or self._body_too_large:
-            return
-        self._body += chunk
-        if len(self._body) > self.max_body_bytes:
-            self._body_too_large = True
-            self._body = bytearray()
-
-    def owner(self) -> str:
-        """Who owns the kernels, sessions and snippets of this request (see ``owner_of``)."""
-        return owner_of(self)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        error = kwargs.get("exc_info", (None, None, None))[1]
-        for name, value in getattr(error, "headers", {}).items():
-            self.set_header(name, value)
-        super().write_error(status_code, **kwargs)
-
-    def int_argument(self, name: str, default: int, low: int, high: int) -> int:
-        """The query argument ``name`` as an integer from ``low`` to ``high`` (HTTP 400 otherwise)."""
-        raw = self.get_argument(name, None)
-        if raw is None:
-            return default
-        if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-            raise web.HTTPError(400, f"'{name}' must be an integer from {low} to {high}")
-        return int(raw)
-
-    def json_body(self) -> dict[str, Any]:
-        """The request's JSON object, through ``parse_json_body`` (HTTP 400/413 otherwise)."""
-        if self._body_too_large:
-            raise web.HTTPError(413, f"the request body is larger than {self.max_body_bytes} bytes")
-        return parse_json_body(bytes(self._body), max_bytes=self.max_body_bytes, forbid_nul=self.forbid_nul)
-
-
-class ExecuteHandler(CodeRemoteAPIHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
         """Run code; 429 past the caller's rate limit; the run goes to the history after the answer."""
         owner = self.owner()
-        try:
-            request = ExecutionRequest.from_json(self.json_body())
-            self.execution.check(request)  # a refused request spends nothing of the rate limit
-            limiter = self.settings.get("coderemote_rate_limiter")
-            if limiter is not None:
-                await limiter.hit(owner, "execute")
-            result = await self.execution.execute(request, owner=owner)
-        except RateLimited as e:
-            write_rate_limited(self, e)
-            return
-        except RequestError as e:
-            raise web.HTTPError(e.status, str(e)) from e
-        except CapacityError as e:
-            raise HTTPErrorWithHeaders(503, str(e), {"Retry-After": str(e.retry_after)}) from e
-        except SandboxUnavailableError as e:
-            raise HTTPErrorWithHeaders(503, str(e), {"Retry-After": "5"}) from e
+        request = ExecutionRequest.from_json(self.json_body())
+        self.execution.check(request)  # a refused request spends nothing of the rate limit
+        await self.rate_limit("execute")
+        result = await self.execution.execute(request, owner=owner)
         self.finish(result.to_dict())
         history = self.settings.get("coderemote_history")
         if history is not None:
-            history.record(
-                user=owner,
-                source="rest",
-                status=result.status,
-                duration_ms=result.duration_ms,
-                code=request.code,
-                kernel_id=result.kernel_id,
-                usage=result.usage,
-            )
+            history.record_run(owner, "rest", request.code, result)
 
 
 class MetricsHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
@@ -150,6 +51,7 @@ class MetricsHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
     @web.authenticated
     @authorized
     async def get(self) -> None:
+        """The server's metrics, for a Prometheus scraper with a token."""
         self.finish(generate_latest(self.settings["coderemote_metrics"].registry), set_content_type=CONTENT_TYPE_LATEST)
 
 
@@ -248,7 +150,7 @@ class PageHandler(ExtensionHandlerJinjaMixin, ExtensionHandlerMixin, JupyterHand
         config = {
             "baseUrl": self.base_url,
             "staticUrl": static_url,
-            "kernelName": SANDBOXED_KERNEL,
+            "kernelName": self.settings["coderemote_kernel_name"],
             "defaultTimeoutSeconds": self.settings["coderemote_execution"].default_timeout,
             "jwtMode": bool(getattr(self.identity_provider, "serves_page_anonymously", False)),
             "oidc": self.oidc_settings(),

@@ -22,14 +22,12 @@ from tornado import web
 from traitlets import Bool, Float, Instance, Integer
 from traitlets.config import LoggingConfigurable
 
-from kernel_gateway_ext.handlers import CodeRemoteAPIHandler
+from kernel_gateway_ext.base import CodeRemoteAPIHandler
 from kernel_gateway_ext.identity import is_admin
 from snippets.models import Execution
 
 SOURCES = ("rest", "websocket", "analysis", "submission")
 STATUSES = ("ok", "error", "timeout", "memory_limit", "output_limit", "killed", "aborted")
-MAX_LIMIT = 100
-MAX_OFFSET = 1_000_000
 
 
 class HistoryUnavailable(RuntimeError):
@@ -92,6 +90,19 @@ class History(LoggingConfigurable):
         for task in self._tasks:
             task.cancel()
         self._tasks = []
+
+    def record_run(self, user: str, source: str, code: str, result: Any) -> None:
+        """``record`` one run of the execution service (an ExecutionResult: its status,
+        duration, kernel and usage)."""
+        self.record(
+            user=user,
+            source=source,
+            status=result.status,
+            duration_ms=result.duration_ms,
+            code=code,
+            kernel_id=result.kernel_id,
+            usage=result.usage,
+        )
 
     def record(
         self,
@@ -234,11 +245,7 @@ class ExecutionsHandler(CodeRemoteAPIHandler):
     @authorized
     async def get(self) -> None:
         """The caller's executions, newest first (another user's only for admins)."""
-        limit = self.int_argument("limit", 20, 1, MAX_LIMIT)
-        offset = self.int_argument("offset", 0, 0, MAX_OFFSET)
-        status = self.get_argument("status", None)
-        if status is not None and status not in STATUSES:
-            raise web.HTTPError(400, f"'status' must be one of {', '.join(STATUSES)}")
+        limit, offset, status = self.page_arguments(STATUSES)
         user = self.owner()
         wanted = self.get_argument("user", None)
         if wanted is not None and wanted != user:

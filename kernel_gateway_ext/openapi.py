@@ -20,7 +20,7 @@ from typing import Any
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 
-from kernel_gateway_ext.handlers import CodeRemoteAPIHandler
+from kernel_gateway_ext.base import CodeRemoteAPIHandler
 
 DESCRIPTION = Path(__file__).with_name("openapi.json")
 

@@ -17,7 +17,7 @@ import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from queue import Empty
 from typing import Any
 
@@ -25,8 +25,9 @@ from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 from traitlets import Float, Instance, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
+from kernel_gateway_ext.base import RequestError
 from kernel_gateway_ext.metrics import Metrics
-from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL
+from kernel_images import SANDBOXED_KERNEL
 
 IOPUB_CHECK = 0.2  # s after a kernel_info reply for its status on IOPub, as jupyter_client waits
 SOCKET_POLL_S = 0.005
@@ -90,15 +91,21 @@ async def _message_for(
             return msg
 
 
-class SandboxUnavailableError(RuntimeError):
-    """No sandbox could be started (runsc missing, runtime missing, start failed)."""
+class SandboxUnavailableError(RequestError):
+    """No sandbox could be started (runsc missing, runtime missing, start failed): 503,
+    retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(503, message, {"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
 
 
-class CapacityError(RuntimeError):
-    """Too many sandboxes are running (``per_user``: the caller's own); retry after ``retry_after`` seconds."""
+class CapacityError(RequestError):
+    """Too many sandboxes are running (``per_user``: the caller's own): 503, retry after
+    ``retry_after`` seconds."""
 
     def __init__(self, message: str, retry_after: int, per_user: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(503, message, {"Retry-After": str(retry_after)})
         self.retry_after = retry_after
         self.per_user = per_user
 
@@ -110,7 +117,6 @@ class Sandbox:
     kernel_id: str
     client: Any
     owner: str | None = None
-    started: float = field(default_factory=time.monotonic)
 
 
 class KernelPool(LoggingConfigurable):
@@ -118,14 +124,54 @@ class KernelPool(LoggingConfigurable):
 
     kernel_manager = Instance(AsyncMultiKernelManager, help="Starts and stops the kernels.")
     metrics = Instance(Metrics, args=())
-    kernel_name = Unicode(SANDBOXED_KERNEL, config=True, help="Kernelspec of the sandboxed kernel.")
-    size = Integer(2, config=True, help="Started, never-used kernels kept ready (0: start each on demand).")
-    max_kernels = Integer(16, config=True, help="Sandboxes running at once, idle pool ones included.")
-    max_kernels_per_user = Integer(4, config=True, help="Sandboxes one owner may hold at once (sessions included).")
-    queue_timeout = Float(10.0, config=True, help="How long a caller waits for capacity before a 503, s.")
-    start_timeout = Float(60.0, config=True, help="Time a sandbox has to start and answer kernel_info, s.")
-    check_interval = Float(2.0, config=True, help="How often idle pool kernels are checked for life, s.")
-    max_backoff = Float(30.0, config=True, help="Longest pause between failed refills, s.")
+    kernel_name = Unicode(SANDBOXED_KERNEL, help="Kernelspec of the sandboxes (the app sets its kernel_name).")
+    size = Integer(
+        2,
+        config=True,
+        help="""Started, never-used kernels kept ready (0: start each on demand), within
+        max_kernels. Default: 2. Raise it where requests come in bursts.""",
+    )
+    max_kernels = Integer(
+        16,
+        config=True,
+        help="""Sandboxes running or starting at once, idle pool ones and those of api/kernels
+        included; past it callers wait up to queue_timeout. Default: 16. Each may use
+        SandboxLimits.memory_limit: size it to the host.""",
+    )
+    max_kernels_per_user = Integer(
+        4,
+        config=True,
+        help="Sandboxes one owner may hold at once (sessions and api/kernels included). Default: 4.",
+    )
+    queue_timeout = Float(
+        10.0,
+        config=True,
+        help="""How long a caller waits for capacity before a 503, s; also that 503's
+        Retry-After. Default: 10 s.""",
+    )
+    unavailable_retry_after = Integer(
+        5,
+        config=True,
+        help="""Retry-After of the 503 answered when no sandbox could be started (runsc or
+        the runtime missing, a start that failed), s. Default: 5, about one start.""",
+    )
+    start_timeout = Float(
+        60.0,
+        config=True,
+        help="""Time a sandbox has to start and answer kernel_info, s; past it the start
+        fails (a caller waiting for it gets the 503 of unavailable_retry_after). Default: 60 s.""",
+    )
+    check_interval = Float(
+        2.0,
+        config=True,
+        help="How often idle pool kernels are checked for life (a dead one is replaced), s. Default: 2 s.",
+    )
+    max_backoff = Float(
+        30.0,
+        config=True,
+        help="""Longest pause between failed refills of the pool, s (the pause doubles from
+        0.5 s at each failure). Default: 30 s.""",
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -272,7 +318,7 @@ class KernelPool(LoggingConfigurable):
         except Exception as e:
             self.last_error = str(e)
             self.log.error("Could not start a sandbox: %s", e)
-            raise SandboxUnavailableError(f"could not start a sandbox: {e}") from e
+            raise SandboxUnavailableError(f"could not start a sandbox: {e}", self.unavailable_retry_after) from e
         kernel = km.get_kernel(kernel_id)
         kernel.stop_restarter()  # deaths are reported to callers, not papered over
         client = kernel.client()
@@ -283,7 +329,7 @@ class KernelPool(LoggingConfigurable):
             client.stop_channels()
             await km.shutdown_kernel(kernel_id, now=True)
             self.last_error = f"the sandbox did not become ready: {e}" + (f"; its last words: {tail}" if tail else "")
-            raise SandboxUnavailableError(self.last_error) from e
+            raise SandboxUnavailableError(self.last_error, self.unavailable_retry_after) from e
         self.last_error = None
         self.metrics.sandbox_start.observe(time.monotonic() - started)
         return Sandbox(kernel_id, client)

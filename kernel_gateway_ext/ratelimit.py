@@ -46,13 +46,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from traitlets import Bool, Enum, Float, Instance, Integer, default
 from traitlets.config import LoggingConfigurable
 
+from kernel_gateway_ext.base import RequestError
+
 SHARED_KINDS = ("execute", "analyze", "kernel_start")
 WEBSOCKET_KIND = "websocket_execute"
 KINDS = (*SHARED_KINDS, WEBSOCKET_KIND)
 
 
-class RateLimited(Exception):
-    """A request over its owner's limit: when to retry and the limit's state (seconds, hits)."""
+class RateLimited(RequestError):
+    """A request over its owner's limit (429): when to retry and the limit's state (seconds, hits)."""
 
     def __init__(self, kind: str, retry_after: float, limit: int, remaining: int, reset: float) -> None:
         self.kind = kind
@@ -61,30 +63,20 @@ class RateLimited(Exception):
         self.remaining = max(0, remaining)
         self.reset = max(1, math.ceil(reset))
         super().__init__(
-            f"rate limit reached: {limit} {kind.replace('_', ' ')} request(s) per window; retry in {self.retry_after} s"
+            429,
+            f"rate limit reached: {limit} {kind.replace('_', ' ')} request(s) per window; "
+            f"retry in {self.retry_after} s",
+            # Retry-After and the RateLimit-* headers (draft-ietf-httpapi-ratelimit-headers).
+            {
+                "Retry-After": str(self.retry_after),
+                "RateLimit-Limit": str(self.limit),
+                "RateLimit-Remaining": str(self.remaining),
+                "RateLimit-Reset": str(self.reset),
+            },
         )
-
-    def headers(self) -> dict[str, str]:
-        """``Retry-After`` and the ``RateLimit-*`` headers (draft-ietf-httpapi-ratelimit-headers)."""
-        return {
-            "Retry-After": str(self.retry_after),
-            "RateLimit-Limit": str(self.limit),
-            "RateLimit-Remaining": str(self.remaining),
-            "RateLimit-Reset": str(self.reset),
-        }
 
     def body(self) -> dict[str, Any]:
         return {"message": str(self), "reason": "rate_limited", "retry_after": self.retry_after}
-
-
-def write_rate_limited(handler: Any, error: RateLimited) -> None:
-    """Answer a tornado handler's request with 429, the error's headers and JSON body."""
-    handler.clear()
-    handler.set_status(429)
-    for name, value in error.headers().items():
-        handler.set_header(name, value)
-    handler.set_header("Content-Type", "application/json")
-    handler.finish(error.body())
 
 
 def async_engine(sync_engine: Any) -> AsyncEngine:
@@ -220,7 +212,7 @@ class RateLimiter(LoggingConfigurable):
         config=True,
         help="""REST executions, analyses with timed runs and kernel starts one user may
         make per window (window_seconds, a minute by default), together. 0 turns the
-        limit off. Raise it for classes or products whose users run code in bursts.""",
+        limit off. Default: 10. Raise it for classes or products whose users run code in bursts.""",
     )
     burst = Integer(
         config=True,
@@ -238,7 +230,7 @@ class RateLimiter(LoggingConfigurable):
         config=True,
         help="""Cells (execute_request messages on the kernel websocket) one user may run
         per window; interactive work runs many small cells, hence the higher default.
-        0 turns the limit off.""",
+        0 turns the limit off. Default: 120.""",
     )
     window_seconds = Integer(
         60,
@@ -254,10 +246,13 @@ class RateLimiter(LoggingConfigurable):
         database: shared by every replica), 'memory' (this process only), or 'auto':
         the database when it is one other replicas can reach (SnippetStore.database_url
         is set), memory with the embedded PostgreSQL, which serves this server alone
-        (a hit costs about 1 ms in PostgreSQL, microseconds in memory).""",
+        (a hit costs about 1 ms in PostgreSQL, microseconds in memory). Default: auto.""",
     )
     purge_interval = Float(
-        600.0, config=True, help="How often rows of keys with no hit left are deleted from the database, s."
+        600.0,
+        config=True,
+        help="""How often rows of keys with no hit left are deleted from the database, s
+        (0: never). Default: 600 s.""",
     )
     engine = Instance(AsyncEngine, allow_none=True, help="The database engine (None: counters in memory).")
     shared_database = Bool(

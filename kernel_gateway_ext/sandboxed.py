@@ -31,13 +31,13 @@ from tornado.ioloop import PeriodicCallback
 from traitlets import Any as AnyTrait
 from traitlets import Float, List, Unicode, default
 
+from kernel_gateway_ext.base import write_request_error
 from kernel_gateway_ext.ownership import SINGLE_USER, own_kernels, own_sessions, owner_of, owns_kernel
-from kernel_gateway_ext.ratelimit import RateLimited, write_rate_limited
+from kernel_gateway_ext.pool import CapacityError
+from kernel_gateway_ext.ratelimit import RateLimited
+from kernel_images import SANDBOXED_KERNEL
 from provisioner import SANDBOX_PROVISIONERS
 
-__all__ = ["SANDBOXED_KERNEL", "SINGLE_USER", "owner_of"]
-
-SANDBOXED_KERNEL = "python3-sandboxed"
 # Who the kernel being started belongs to, set by the handler that starts it.
 KERNEL_OWNER: ContextVar[str] = ContextVar("kernel_owner", default=SINGLE_USER)
 
@@ -88,8 +88,10 @@ class SandboxedKernelSpecManager(KernelSpecManager):  # type: ignore[misc]
         config=True,
         help="""Names of the kernelspecs offered, besides which none is listed or
         started. Each must use a sandboxing provisioner (the gVisor one); a name
-        whose spec runs its kernels on the host is refused and logged. Add the
-        names of further sandboxed specs you install (e.g. one per runtime).""",
+        whose spec runs its kernels on the host is refused and logged. Default:
+        ``python3-sandboxed``; the service offers CodeRemoteApp.kernel_name alone when this
+        is not set, and adds it to the names set here. Add the names of further sandboxed
+        specs you install (e.g. one per runtime).""",
     )
 
     _reported: set[str] = set()  # names whose refusal was logged, once per process
@@ -153,10 +155,19 @@ class SandboxedMappingKernelManager(AsyncMappingKernelManager):  # type: ignore[
         or a run waiting for input()), s. The kernel is then interrupted, and
         restarted if it is still busy interrupt_grace s later. The page's own run
         timeout is shorter; this one holds for every Jupyter client. Checked every
-        run_check_interval s. 0 turns it off.""",
+        run_check_interval s. 0 turns it off. Default: 120 s.""",
     )
-    interrupt_grace = Float(10.0, config=True, help="Time a kernel has to go idle after that interrupt, s.")
-    run_check_interval = Float(5.0, config=True, help="How often busy kernels are checked against max_run_time, s.")
+    interrupt_grace = Float(
+        10.0,
+        config=True,
+        help="Time a kernel has to go idle after that interrupt before it is restarted, s. Default: 10 s.",
+    )
+    run_check_interval = Float(
+        5.0,
+        config=True,
+        help="""How often busy kernels are checked against max_run_time, s: a run may go on
+        this much longer than it. Default: 5 s.""",
+    )
 
     @default("cull_idle_timeout")
     def _default_cull_idle_timeout(self) -> int:
@@ -299,8 +310,6 @@ class SandboxedMappingKernelManager(AsyncMappingKernelManager):  # type: ignore[
 
 def check_room(limits: KernelLimits, owner: str) -> None:
     """An HTTP error when ``owner`` may not start another kernel now."""
-    from kernel_gateway_ext.pool import CapacityError  # the pool imports this module
-
     try:
         limits.check_room(owner)
     except CapacityError as e:
@@ -339,7 +348,7 @@ async def spend_kernel_start(handler: JupyterHandler) -> bool:
     try:
         await limiter.hit(owner_of(handler), "kernel_start")
     except RateLimited as e:
-        write_rate_limited(handler, e)
+        write_request_error(handler, e)
         return False
     return True
 

@@ -43,7 +43,7 @@ from tornado import web
 from tornado.routing import PathMatches, Rule
 from traitlets import Integer, default
 
-from kernel_gateway_ext.handlers import CodeRemoteAPIHandler
+from kernel_gateway_ext.base import DEFAULT_MAX_BODY_BYTES
 from kernel_gateway_ext.identity import JWTIdentityProvider, jwt_mode
 from kernel_gateway_ext.ownership import OwnerAuthorizer
 from kernel_gateway_ext.sandboxed import (
@@ -55,11 +55,12 @@ from kernel_gateway_ext.sandboxed import (
 )
 
 EXTENSION = "kernel_gateway_ext"
-# The largest request body the service reads: the API handlers' limit and room
-# for a little more (they answer 413 with a message up to here; tornado answers
-# a bare 400 past it without reading the body). Jupyter's contents API, which
-# takes files, is not offered; the kernel and session API take small bodies.
-MAX_REQUEST_BODY = CodeRemoteAPIHandler.max_body_bytes + 64 * 1024
+# The largest request body the service reads is the API handlers' limit
+# (CodeRemoteApp.max_body_bytes) and this much more: they answer 413 with a
+# message up to there; tornado answers a bare 400 past it without reading the
+# body. Jupyter's contents API, which takes files, is not offered; the kernel
+# and session API take small bodies.
+BODY_ROOM = 64 * 1024
 # The request line and headers tornado reads before it drops the connection
 # without a response (its default is 64 KiB): room for the API handlers to
 # answer 414 or 431 with a message to requests up to this size.
@@ -230,7 +231,9 @@ class ServiceServerApp(ServerApp):  # type: ignore[misc]
         MAX_REQUEST_HEADER,
         config=True,
         help="""Largest request line and headers, bytes; tornado closes the
-        connection without a response to a larger request.""",
+        connection without a response to a larger request. Default: 256 KiB, room for
+        the API to answer 414 or 431 past its own limits (8 KiB of target, 64 KiB of
+        headers).""",
     )
 
     @default("identity_provider_class")
@@ -242,13 +245,17 @@ class ServiceServerApp(ServerApp):  # type: ignore[misc]
             return JWTIdentityProvider
         return ServerApp.identity_provider_class.default_value  # type: ignore[no-any-return]
 
+    def _max_request_body(self) -> int:
+        api_limit = self.config.get("CodeRemoteApp", {}).get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+        return int(api_limit) + BODY_ROOM
+
     @default("max_body_size")
     def _default_max_body_size(self) -> int:
-        return MAX_REQUEST_BODY
+        return self._max_request_body()
 
     @default("max_buffer_size")
     def _default_max_buffer_size(self) -> int:
-        return max(MAX_REQUEST_BODY, self.max_header_size)
+        return max(self._max_request_body(), self.max_header_size)
 
     def initialize(
         self,

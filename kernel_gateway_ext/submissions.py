@@ -43,12 +43,11 @@ from tornado import web
 from traitlets import Float, Instance, Integer, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from kernel_gateway_ext.base import CodeRemoteAPIHandler, RequestError
 from kernel_gateway_ext.callbacks import CallbackRefused, Deliverer, Delivery, check_url
-from kernel_gateway_ext.execution import ExecutionRequest, ExecutionResult, ExecutionService, RequestError
-from kernel_gateway_ext.handlers import CodeRemoteAPIHandler, HTTPErrorWithHeaders
+from kernel_gateway_ext.execution import ExecutionRequest, ExecutionResult, ExecutionService
 from kernel_gateway_ext.history import storable
 from kernel_gateway_ext.pool import CapacityError, SandboxUnavailableError
-from kernel_gateway_ext.ratelimit import RateLimited, write_rate_limited
 from snippets.models import Submission
 
 STATUSES = ("queued", "running", "done", "cancelled")
@@ -57,10 +56,7 @@ TASK = "coderemote.run_submission"
 CALLBACK_QUEUE = "callbacks"
 CALLBACK_TASK = "coderemote.deliver_callback"
 CALLBACK_RESOLVE_S = 5  # how long a submission waits for its callback's host to resolve
-MAX_LIMIT = 100
-MAX_OFFSET = 1_000_000
 MAX_IDEMPOTENCY_KEY = 255
-QUEUE_FULL_RETRY_S = 5  # Retry-After of a full queue: about one run
 STOP_WAIT_S = 3  # what a stop waits for the worker beyond its runs' grace
 STOP_POLL_S = 0.2
 COLUMNS = tuple(Submission.__table__.c)
@@ -139,6 +135,12 @@ class Submissions(LoggingConfigurable):
         refused with 429 (running ones do not count). Default 100.""",
     )
     max_batch = Integer(20, config=True, help="Submissions one batch request may carry at most (default 20).")
+    queue_full_retry_after = Integer(
+        5,
+        config=True,
+        help="""Retry-After of the 429 answered when a user's queue is full
+        (max_queued_per_user), s. Default: 5, about one run.""",
+    )
     wait_margin = Float(
         5.0,
         config=True,
@@ -449,17 +451,7 @@ class Submissions(LoggingConfigurable):
         return made, True
 
     async def _by_key(self, user: str, key: str, fingerprint: bytes) -> dict[str, Any] | None:
-        assert self.engine is not None
-        async with self.engine.connect() as connection:
-            row = (
-                (
-                    await connection.execute(
-                        select(Submission.__table__).where(Submission.user == user, Submission.idempotency_key == key)
-                    )
-                )
-                .mappings()
-                .first()
-            )
+        row = await self._first(Submission.user == user, Submission.idempotency_key == key)
         if row is None:
             return None
         if bytes(row["request_sha256"]) != fingerprint:
@@ -551,10 +543,7 @@ class Submissions(LoggingConfigurable):
                 await asyncio.sleep(1)
         await self._finish(submission_id, result.to_dict())
         if self.history is not None:
-            self.history.record(  # type: ignore[attr-defined]
-                user=user, source="submission", status=result.status, duration_ms=result.duration_ms,
-                code=request.code, kernel_id=result.kernel_id, usage=result.usage,
-            )  # fmt: skip
+            self.history.record_run(user, "submission", request.code, result)  # type: ignore[attr-defined]
 
     async def _finish(self, submission_id: str, result: dict[str, Any], where_status: str = "running") -> None:
         assert self.engine is not None
@@ -585,10 +574,7 @@ class Submissions(LoggingConfigurable):
     async def _deliver(self, context: procrastinate.JobContext, submission_id: str) -> None:
         """Send a finished submission's callback (procrastinate's task): the submission as
         GET shows it, without its callback state. CallbackFailed has it tried again."""
-        assert self.engine is not None
-        async with self.engine.connect() as connection:
-            query = select(Submission.__table__).where(Submission.id == uuid.UUID(submission_id))
-            row = (await connection.execute(query)).mappings().first()
+        row = await self._first(Submission.id == uuid.UUID(submission_id))
         if row is None or row["callback"] is None:
             return
         url = row["callback"]["url"]
@@ -609,24 +595,20 @@ class Submissions(LoggingConfigurable):
     # -- rows ------------------------------------------------------------------------
 
     async def _row(self, user: str, submission_id: str) -> Any:
-        assert self.engine is not None
         try:
             key = uuid.UUID(submission_id)
         except ValueError:
             raise SubmissionNotFound(submission_id) from None
-        async with self.engine.connect() as connection:
-            row = (
-                (
-                    await connection.execute(
-                        select(Submission.__table__).where(Submission.id == key, Submission.user == user)
-                    )
-                )
-                .mappings()
-                .first()
-            )
+        row = await self._first(Submission.id == key, Submission.user == user)
         if row is None:
             raise SubmissionNotFound(submission_id)
         return row
+
+    async def _first(self, *where: Any) -> Any:
+        """The row (a mapping) of the submission matching ``where``, or None."""
+        assert self.engine is not None
+        async with self.engine.connect() as connection:
+            return (await connection.execute(select(Submission.__table__).where(*where))).mappings().first()
 
     async def _set(self, submission_id: str, where_status: str | None = None, **values: Any) -> bool:
         assert self.engine is not None
@@ -665,26 +647,15 @@ class _SubmissionsAPIHandler(CodeRemoteAPIHandler):
         owner = self.owner()
         try:
             stored = [self.submissions.validate(body) for body in bodies]
-            limiter = self.settings.get("coderemote_rate_limiter")
-            if limiter is not None:
-                await limiter.hit(owner, "execute")
+            await self.rate_limit("execute")
             return await self.submissions.submit(owner, stored, idempotency_key)
-        except RateLimited as e:
-            write_rate_limited(self, e)
-            raise _Answered from None
-        except RequestError as e:
-            raise web.HTTPError(e.status, str(e)) from e
         except QueueFull as e:
-            raise HTTPErrorWithHeaders(429, str(e), {"Retry-After": str(QUEUE_FULL_RETRY_S)}) from e
+            raise RequestError(429, str(e), {"Retry-After": str(self.submissions.queue_full_retry_after)}) from e
         except SubmissionConflict as e:
             raise web.HTTPError(409, str(e)) from e
         except (SQLAlchemyError, OSError) as e:
             self.log.error("Queueing a submission failed: %s", e)
             raise web.HTTPError(503, "the submission queue is unavailable right now") from e
-
-
-class _Answered(Exception):
-    """The handler has written its answer already."""
 
 
 class SubmissionsHandler(_SubmissionsAPIHandler):
@@ -701,10 +672,7 @@ class SubmissionsHandler(_SubmissionsAPIHandler):
         if key is not None and not (1 <= len(key) <= MAX_IDEMPOTENCY_KEY and key.isascii() and key.isprintable()):
             raise web.HTTPError(400, f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters")
         body = self.json_body()
-        try:
-            (submission,), new = await self._queue([body], key)
-        except _Answered:
-            return
+        (submission,), new = await self._queue([body], key)
         if wait == "true":
             timeout = self.submissions.validate(body)["timeout_s"] or self.submissions.execution.default_timeout  # type: ignore[union-attr]
             submission = await self.submissions.wait(
@@ -721,11 +689,7 @@ class SubmissionsHandler(_SubmissionsAPIHandler):
     @authorized
     async def get(self) -> None:
         """The caller's submissions, newest first."""
-        limit = self.int_argument("limit", 20, 1, MAX_LIMIT)
-        offset = self.int_argument("offset", 0, 0, MAX_OFFSET)
-        status = self.get_argument("status", None)
-        if status is not None and status not in STATUSES:
-            raise web.HTTPError(400, f"'status' must be one of {', '.join(STATUSES)}")
+        limit, offset, status = self.page_arguments(STATUSES)
         found, total = await self.submissions.page(self.owner(), status=status, limit=limit, offset=offset)
         self.finish({"submissions": found, "total": total, "limit": limit, "offset": offset})
 
@@ -743,10 +707,7 @@ class SubmissionBatchHandler(_SubmissionsAPIHandler):
         bodies = body["submissions"]
         if not 1 <= len(bodies) <= self.submissions.max_batch:
             raise web.HTTPError(400, f"a batch holds 1 to {self.submissions.max_batch} submissions")
-        try:
-            made, _ = await self._queue(bodies, None)
-        except _Answered:
-            return
+        made, _ = await self._queue(bodies, None)
         self.set_status(202)
         self.finish({"submissions": [{"id": s["id"], "status": s["status"]} for s in made]})
 

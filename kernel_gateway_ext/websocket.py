@@ -32,10 +32,10 @@ from jupyter_client.jsonutil import json_default
 from jupyter_server.services.kernels.connection.base import deserialize_msg_from_ws_v1, serialize_msg_to_ws_v1
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 
-from kernel_gateway_ext.execution import run_usage
+from kernel_gateway_ext.execution import death_status, run_usage
 from kernel_gateway_ext.history import History
+from kernel_gateway_ext.ownership import owner_of
 from kernel_gateway_ext.ratelimit import WEBSOCKET_KIND, RateLimited
-from kernel_gateway_ext.sandboxed import owner_of
 
 # Cells whose reply has not come yet, kept per connection for the history at most.
 MAX_PENDING_CELLS = 256
@@ -214,8 +214,7 @@ class NoDelayWebsocketConnection(ZMQChannelsWebsocketConnection):  # type: ignor
             return None, None
 
     def on_kernel_restarted(self) -> None:
-        provisioner = getattr(self.kernel_manager, "provisioner", None)
-        reason = "memory_limit" if getattr(provisioner, "oom_killed", False) else "killed"
+        reason = death_status(getattr(self.kernel_manager, "provisioner", None))
         self.log.warning("kernel %s died (%s) and is restarted", self.kernel_id, reason)
         self._send_status_message("restarting", {"coderemote": {"reason": reason}})
 

@@ -1,4 +1,4 @@
-"""REST handlers of the snippet library (``api/coderemote/snippets``, see DESIGN.md).
+"""REST handlers of the snippet library (``api/coderemote/snippets``, see docs/architecture.md).
 
 Every snippet belongs to the caller (``owner()``); another owner's snippet id is
 answered 404, as if it did not exist. The store blocks on the database, so its
@@ -21,14 +21,13 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from kernel_gateway_ext.handlers import CodeRemoteAPIHandler
+from kernel_gateway_ext.base import MAX_PAGE_LIMIT, MAX_PAGE_OFFSET, CodeRemoteAPIHandler, RequestError
 from snippets.search import Filters
-from snippets.store import EDITABLE_FIELDS, MAX_CODE_BYTES, SnippetNotFound, SnippetStore, VersionConflict
+from snippets.store import EDITABLE_FIELDS, SnippetNotFound, SnippetStore, VersionConflict
 
 T = TypeVar("T")
 
 MAX_TEXT_BYTES = 64 * 1024
-MAX_LIMIT = 100
 _LANGUAGE = re.compile(r"^[A-Za-z0-9+#._-]{1,32}$")
 
 
@@ -36,14 +35,14 @@ MAX_QUERY_CHARS = 1000
 
 
 def database_text(name: str, value: str) -> str:
-    """``value`` unless PostgreSQL cannot store it: HTTP 400 naming the field for
+    """``value`` unless PostgreSQL cannot store it: RequestError 400 naming the field for
     a NUL character or a lone UTF-16 surrogate (not UTF-8)."""
     if "\x00" in value:
-        raise web.HTTPError(400, f"'{name}' must not contain NUL characters (\\u0000)")
+        raise RequestError(400, f"'{name}' must not contain NUL characters (\\u0000)")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise web.HTTPError(400, f"'{name}' holds a lone UTF-16 surrogate: not Unicode text") from e
+        raise RequestError(400, f"'{name}' holds a lone UTF-16 surrogate: not Unicode text") from e
     return value
 
 
@@ -51,14 +50,14 @@ def _text(name: str, value: Any, max_chars: int | None = None, min_chars: int = 
     if value is None and nullable:
         return None
     if not isinstance(value, str):
-        raise web.HTTPError(400, f"'{name}' must be a string")
+        raise RequestError(400, f"'{name}' must be a string")
     database_text(name, value)
     if len(value.strip()) < min_chars:
-        raise web.HTTPError(400, f"'{name}' must not be empty")
+        raise RequestError(400, f"'{name}' must not be empty")
     if max_chars is not None and len(value) > max_chars:
-        raise web.HTTPError(400, f"'{name}' is longer than {max_chars} characters")
+        raise RequestError(400, f"'{name}' is longer than {max_chars} characters")
     if len(value.encode()) > MAX_TEXT_BYTES:
-        raise web.HTTPError(413, f"'{name}' is larger than {MAX_TEXT_BYTES} bytes")
+        raise RequestError(413, f"'{name}' is larger than {MAX_TEXT_BYTES} bytes")
     return value
 
 
@@ -66,7 +65,7 @@ def _strings(name: str, value: Any, nullable: bool = True) -> Any:
     if value is None and nullable:
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) and len(v) <= 1000 for v in value):
-        raise web.HTTPError(400, f"'{name}' must be a list of strings")
+        raise RequestError(400, f"'{name}' must be a list of strings")
     for item in value:
         database_text(name, item)
     return value
@@ -78,18 +77,18 @@ def _timestamp(name: str, value: Any) -> datetime | None:
     try:
         return datetime.fromisoformat(_text(name, value))
     except ValueError as e:
-        raise web.HTTPError(400, f"'{name}' must be an ISO 8601 date and time") from e
+        raise RequestError(400, f"'{name}' must be an ISO 8601 date and time") from e
 
 
 def _language(name: str, value: Any) -> str:
     if not isinstance(value, str) or not _LANGUAGE.match(value):
-        raise web.HTTPError(400, f"'{name}' must be a language name such as 'python'")
+        raise RequestError(400, f"'{name}' must be a language name such as 'python'")
     return value
 
 
 def _boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise web.HTTPError(400, f"'{name}' must be true or false")
+        raise RequestError(400, f"'{name}' must be true or false")
     return value
 
 
@@ -106,29 +105,28 @@ FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "analyzed_at": _timestamp,
     "model_used": lambda n, v: _text(n, v, max_chars=255, nullable=True),
 }
-assert set(FIELD_CHECKS) | {"code"} == set(EDITABLE_FIELDS)
 
 
-def snippet_fields(body: Any, *, partial: bool) -> dict[str, Any]:
-    """The checked fields of a create (``partial=False``) or PATCH body; HTTP 400/413 on bad input."""
+def snippet_fields(body: Any, *, partial: bool, max_code_bytes: int) -> dict[str, Any]:
+    """The checked fields of a create (``partial=False``) or PATCH body; RequestError 400/413 on bad input."""
     if not isinstance(body, dict):
-        raise web.HTTPError(400, "the request body must be a JSON object")
+        raise RequestError(400, "the request body must be a JSON object")
     allowed = set(EDITABLE_FIELDS) | ({"version"} if partial else set())
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise web.HTTPError(400, f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        raise RequestError(400, f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
     if not partial:
         missing = [name for name in ("name", "code") if name not in body]
         if missing:
-            raise web.HTTPError(400, f"missing field(s): {', '.join(missing)}")
+            raise RequestError(400, f"missing field(s): {', '.join(missing)}")
     fields: dict[str, Any] = {}
     if "code" in body:
         code = body["code"]
         if not isinstance(code, str):
-            raise web.HTTPError(400, "'code' must be a string")
+            raise RequestError(400, "'code' must be a string")
         database_text("code", code)
-        if len(code.encode()) > MAX_CODE_BYTES:
-            raise web.HTTPError(413, f"'code' is larger than {MAX_CODE_BYTES} bytes")
+        if len(code.encode()) > max_code_bytes:
+            raise RequestError(413, f"'code' is larger than {max_code_bytes} bytes")
         fields["code"] = code
     for name, check in FIELD_CHECKS.items():
         if name in body:
@@ -172,20 +170,6 @@ class SnippetAPIHandler(CodeRemoteAPIHandler):
             raise web.HTTPError(400, f"'{name}' is longer than {max_chars} characters")
         return database_text(name, value)
 
-    def int_argument(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.get_query_argument(name, None)
-        if raw is None or raw == "":
-            return default
-        try:
-            if len(raw) > 20 or not raw.strip().lstrip("+-").isascii():
-                raise ValueError(raw)
-            value = int(raw)
-        except ValueError as e:
-            raise web.HTTPError(400, f"'{name}' must be an integer") from e
-        if not low <= value <= high:
-            raise web.HTTPError(400, f"'{name}' must be between {low} and {high}")
-        return value
-
     def filters(self) -> Filters:
         starred = self.get_query_argument("starred", None)
         if starred not in (None, "", "true", "false", "1", "0"):
@@ -201,11 +185,14 @@ class SnippetAPIHandler(CodeRemoteAPIHandler):
 
 
 class SnippetsHandler(SnippetAPIHandler):
+    """``GET`` and ``POST api/coderemote/snippets``."""
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        limit = self.int_argument("limit", 20, 1, MAX_LIMIT)
-        offset = self.int_argument("offset", 0, 0, 10**9)
+        """The caller's snippets, newest first, filtered (``q``, ``starred``, ``language``, complexity) and paged."""
+        limit = self.int_argument("limit", 20, 1, MAX_PAGE_LIMIT)
+        offset = self.int_argument("offset", 0, 0, MAX_PAGE_OFFSET)
         q = self.text_argument("q") or None
         page = await self.call(self.store.list_snippets, self.owner(), self.filters(), q=q, limit=limit, offset=offset)
         self.finish_json({"snippets": page.snippets, "total": page.total, "limit": limit, "offset": offset})
@@ -213,7 +200,8 @@ class SnippetsHandler(SnippetAPIHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        fields = snippet_fields(self.json_body(), partial=False)
+        """Save a new snippet of the caller's: 201 with it and its Location."""
+        fields = snippet_fields(self.json_body(), partial=False, max_code_bytes=self.store.max_code_bytes)
         snippet = await self.call(self.store.create, self.owner(), fields)
         self.set_status(201)
         self.set_header("Location", url_path_join(self.base_url, "api", "coderemote", "snippets", snippet["id"]))
@@ -221,16 +209,20 @@ class SnippetsHandler(SnippetAPIHandler):
 
 
 class SnippetHandler(SnippetAPIHandler):
+    """``GET``, ``PATCH`` and ``DELETE api/coderemote/snippets/{id}``."""
+
     @web.authenticated
     @authorized
     async def get(self, snippet_id: str) -> None:
+        """One of the caller's snippets (another owner's is 404)."""
         self.finish_json(await self.call(self.store.get, self.owner(), snippet_id))
 
     @web.authenticated
     @authorized
     async def patch(self, snippet_id: str) -> None:
+        """Change some fields; 409 when ``version`` is not the snippet's current one."""
         body = self.json_body()
-        fields = snippet_fields(body, partial=True)
+        fields = snippet_fields(body, partial=True, max_code_bytes=self.store.max_code_bytes)
         version = body.get("version")
         if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
             raise web.HTTPError(400, "'version' must be an integer")
@@ -239,31 +231,39 @@ class SnippetHandler(SnippetAPIHandler):
     @web.authenticated
     @authorized
     async def delete(self, snippet_id: str) -> None:
+        """Delete the snippet: 204."""
         await self.call(self.store.delete, self.owner(), snippet_id)
         self.set_status(204)
         self.finish()
 
 
 class StarHandler(SnippetAPIHandler):
+    """``PUT`` and ``DELETE api/coderemote/snippets/{id}/star``."""
+
     @web.authenticated
     @authorized
     async def put(self, snippet_id: str) -> None:
+        """Star the snippet; the answer is the snippet."""
         self.finish_json(await self.call(self.store.star, self.owner(), snippet_id, True))
 
     @web.authenticated
     @authorized
     async def delete(self, snippet_id: str) -> None:
+        """Unstar the snippet; the answer is the snippet."""
         self.finish_json(await self.call(self.store.star, self.owner(), snippet_id, False))
 
 
 class SearchHandler(SnippetAPIHandler):
+    """``GET api/coderemote/snippets/search?q=``."""
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
+        """The caller's snippets closest to ``q`` (meaning, words and code patterns), best first."""
         query = (self.text_argument("q") or "").strip()
         if not query:
             raise web.HTTPError(400, "'q' (what to look for) is required")
-        limit = self.int_argument("limit", 10, 1, MAX_LIMIT)
+        limit = self.int_argument("limit", 10, 1, MAX_PAGE_LIMIT)
         self.finish_json(await self.call(self.store.search, self.owner(), query, limit=limit, filters=self.filters()))
 
 

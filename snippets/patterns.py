@@ -1,40 +1,8 @@
-"""Code patterns of a snippet (from the analysis package) and the patterns a search query asks for."""
+"""The code patterns a search query asks for (a snippet's own come from ``SnippetStore.detect_patterns``)."""
 
 from __future__ import annotations
 
-import logging
 import re
-
-from analysis_ext.patterns import detect_patterns as detect
-from analysis_ext.worker import AnalysisError, patterns_job, shared_pool
-
-log = logging.getLogger(__name__)
-
-# Code up to this size is read here: the detector's passes are about linear in the
-# syntax tree (times its depth), a few milliseconds for 4 KB. Larger code (a
-# snippet may be 64 KB) goes to the analysis worker with a deadline (issue 17).
-INLINE_BYTES = 4096
-DEADLINE_S = 5.0
-
-
-def detect_patterns(code: str) -> list[str]:
-    """The patterns the static analysis finds in ``code`` (recursion, sorting, plotting, ...).
-
-    [] when the code does not parse, is beyond the analysis' limits, or takes longer than
-    ``DEADLINE_S``: the snippet is saved all the same. Blocks the calling thread (the
-    snippet store runs in one) for at most that long.
-    """
-    try:
-        if len(code.encode("utf-8", "surrogatepass")) <= INLINE_BYTES:
-            return sorted(set(detect(code)))
-        return shared_pool().run_sync(patterns_job, code, timeout=DEADLINE_S, what="pattern detection")
-    except AnalysisError as e:
-        log.warning("Pattern detection gave no result: %s", e)
-        return []
-    except Exception:  # a detector bug must not keep a snippet from being saved
-        log.warning("Pattern detection failed", exc_info=True)
-        return []
-
 
 # Words people use for each pattern. General vocabulary, not tuned to any query set:
 # a query word maps to the patterns it names; stems cover the usual endings.

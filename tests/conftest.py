@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from kernel_images import KERNELSPECS_DIR
+from kernel_images import KERNELSPECS_DIR, SANDBOXED_KERNEL
 from provisioner import GVisorProvisioner
+from provisioner.paths import CONTAINER_PREFIX
 from snippets.postgres import EmbeddedPostgres
 from snippets.store import create_database
 
@@ -111,7 +112,7 @@ def jp_server_config(snippet_database_url: str) -> dict[str, Any]:
             "jpserver_extensions": {"kernel_gateway_ext": True},
             "kernel_websocket_connection_class": "kernel_gateway_ext.websocket.NoDelayWebsocketConnection",
         },
-        "MappingKernelManager": {"default_kernel_name": "python3-sandboxed"},
+        "MappingKernelManager": {"default_kernel_name": SANDBOXED_KERNEL},
         "CodeRemoteApp": {"build_runtime": False},
         # Most tests start sandboxes on demand; tests/test_pool.py runs with a warm pool.
         "KernelPool": {"size": 0},
@@ -150,7 +151,7 @@ def running_sandboxes(owner_pid: int | None = None) -> list[str]:
     out = subprocess.run(
         ["runsc", f"--root={state}/runsc", "list", "--quiet"], capture_output=True, text=True, check=False
     ).stdout
-    ids = [line for line in out.split() if line.startswith("cr-")]
+    ids = [line for line in out.split() if line.startswith(CONTAINER_PREFIX)]
     if owner_pid is None:
         return ids
     # A zygote being checkpointed (for a configuration a test used) is not one of the process's kernels.

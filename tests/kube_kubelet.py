@@ -31,7 +31,7 @@ from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
 
-from kernel_gateway_ext.sandboxed import SANDBOXED_KERNEL
+from kernel_images import SANDBOXED_KERNEL
 from provisioner.kubernetes import KERNEL_PORTS
 
 SOCKET_WAIT_S = 60.0  # a connection made before the kernel bound its sockets waits this long

@@ -143,3 +143,13 @@ class CodeRemoteServer:
                     self.proc.wait()
         self.log.close()
         release_data_dir(self.data_dir)
+
+
+def session_kernel(serverapp: Any, owner: str, session_id: str) -> Any:
+    """The KernelManager behind ``owner``'s execution session ``session_id``, or None
+    (for tests that act on a session's sandbox from outside)."""
+    execution = serverapp.web_app.settings["coderemote_execution"]
+    session = execution._sessions.get((owner, session_id))
+    if session is None or session.sandbox is None:
+        return None
+    return execution.pool.kernel_manager.get_kernel(session.sandbox.kernel_id)

@@ -14,6 +14,7 @@ from tornado.httpclient import HTTPClientError
 
 from provisioner import GVisorProvisioner
 from tests.conftest import Execute, running_sandboxes
+from tests.servers import session_kernel
 
 
 async def test_health(jp_fetch: Any) -> None:
@@ -140,7 +141,7 @@ async def test_output_limit_cuts_endless_output(execute: Execute) -> None:
 
 async def test_sandbox_killed_from_outside_is_reported(execute: Execute, jp_serverapp: Any) -> None:
     await execute("pass", session_id="victim")
-    kernel = jp_serverapp.web_app.settings["coderemote_execution"].session_kernel("local", "victim")
+    kernel = session_kernel(jp_serverapp, "local", "victim")
     running = asyncio.ensure_future(
         execute("import time\nprint('working', flush=True)\ntime.sleep(25)", session_id="victim", timeout_s=30)
     )

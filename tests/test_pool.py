@@ -14,6 +14,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from tests.conftest import Execute
+from tests.servers import session_kernel
 
 
 @pytest.fixture
@@ -123,7 +124,7 @@ async def test_per_user_limit_queues_then_refuses(execute: Execute, jp_serverapp
 async def test_idle_session_is_culled(execute: Execute, jp_serverapp: Any) -> None:
     await execute("kept = 1", session_id="idle")
     assert (await execute("print(kept)", session_id="idle"))["stdout"] == "1\n"
-    await wait_for(lambda: service(jp_serverapp).session_kernel("local", "idle") is None, timeout=20)
+    await wait_for(lambda: session_kernel(jp_serverapp, "local", "idle") is None, timeout=20)
     again = await execute("print(kept)", session_id="idle")  # a new sandbox for the same session id
     assert again["error"]["ename"] == "NameError"
 

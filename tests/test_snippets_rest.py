@@ -187,3 +187,11 @@ async def test_bad_requests(api: Any) -> None:
     assert (await api("GET", starred="maybe"))[0] == 400
     assert (await api("GET", "search"))[0] == 400
     assert (await api("GET", "search", q="x", limit="1000"))[0] == 400
+
+
+def test_every_editable_field_is_checked() -> None:
+    """Each field a body may set has its check (the code's is in snippet_fields), and no other."""
+    from snippets.handlers import FIELD_CHECKS
+    from snippets.store import EDITABLE_FIELDS
+
+    assert set(FIELD_CHECKS) | {"code"} == set(EDITABLE_FIELDS)

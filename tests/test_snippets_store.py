@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from analysis_ext.patterns import PATTERNS
+from analysis_ext.service import code_patterns
 from snippets import migrate
 from snippets.embeddings import GeminiEmbedder, MiniLMEmbedder
 from snippets.patterns import SYNONYMS, query_patterns
@@ -35,7 +36,8 @@ PRIMES = (
 
 @pytest.fixture
 def store(fresh_database_url: str, tmp_path: Path) -> Iterator[SnippetStore]:
-    store = SnippetStore(database_url=fresh_database_url, data_dir=str(tmp_path / "unused"))
+    unused = str(tmp_path / "unused")
+    store = SnippetStore(database_url=fresh_database_url, data_dir=unused, detect_patterns=code_patterns)
     store.start()
     yield store
     store.stop()

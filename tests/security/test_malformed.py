@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from jupyter_server.auth.identity import IdentityProvider, User
 
+from kernel_gateway_ext.base import DEFAULT_MAX_BODY_BYTES
 from kernel_gateway_ext.bodies import MAX_JSON_DEPTH, MAX_URI_BYTES
-from kernel_gateway_ext.handlers import CodeRemoteAPIHandler
 from tests.servers import CodeRemoteServer
 
 USER_HEADER = "X-Test-User"
@@ -349,7 +349,7 @@ async def test_anonymous_callers_are_refused_before_their_body(call: Any) -> Non
 
 
 async def test_bodies_over_the_limit_answer_413(call: Any) -> None:
-    too_big = json.dumps({"code": "x" * CodeRemoteAPIHandler.max_body_bytes, "name": "n"}).encode()
+    too_big = json.dumps({"code": "x" * DEFAULT_MAX_BODY_BYTES, "name": "n"}).encode()
     snippet_id = await snippet(call)
     for method, route in BODY_ROUTES:
         status, payload, _ = await call(method, route.format(id=snippet_id), too_big)
@@ -477,7 +477,7 @@ def test_a_declared_100_mb_body_is_refused_unread(service: CodeRemoteServer, pat
 def test_a_chunked_body_over_the_limit_is_dropped_as_it_comes(service: CodeRemoteServer) -> None:
     """No Content-Length to refuse up front: the handler keeps at most its limit and answers 413."""
     chunk = b"x" * 65536
-    chunks = (CodeRemoteAPIHandler.max_body_bytes // len(chunk)) + 1
+    chunks = (DEFAULT_MAX_BODY_BYTES // len(chunk)) + 1
     body = (b"%x\r\n%s\r\n" % (len(chunk), chunk)) * chunks + b"0\r\n\r\n"
     head = b"POST /api/coderemote/snippets HTTP/1.1\r\nHost: 127.0.0.1\r\n" + AUTH + b"\r\nTransfer-Encoding: chunked"
     status, _, payload = parse(exchange(service, head, body))

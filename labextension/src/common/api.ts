@@ -1,9 +1,12 @@
 /**
- * Calls to the `coderemote` REST API (DESIGN.md, REST contract) through
+ * Calls to the `coderemote` REST API (kernel_gateway_ext/openapi.json, docs/architecture.md) through
  * Jupyter's ServerConnection, which adds the XSRF token and the login.
  */
 
 import { ServerConnection } from '@jupyterlab/services';
+
+/** The kernelspec of a service whose health report does not name one. */
+export const DEFAULT_KERNEL = 'python3-sandboxed';
 
 /** An error answer of the API; `status` 404 means the route is not deployed here. */
 export class ApiError extends Error {
@@ -86,6 +89,12 @@ export interface SnippetQuery {
 /** The REST calls the panels make. */
 export class CodeRemoteAPI {
   constructor(readonly settings: ServerConnection.ISettings) {}
+
+  /** The kernelspec of the service's kernels (`CodeRemoteApp.kernel_name`), from its health report. */
+  async kernelName(): Promise<string> {
+    const health = await requestAPI<{ kernel_name?: string }>(this.settings, 'health');
+    return health.kernel_name || DEFAULT_KERNEL;
+  }
 
   /** `methods` omitted: every method the server offers (timed runs take seconds). */
   analyze(code: string, methods?: string[]): Promise<AnalysisReport> {

@@ -1,7 +1,7 @@
 /**
  * How a run ended, and the banner a person sees for it.
  *
- * The statuses are those of the REST execute contract (DESIGN.md) plus
+ * The statuses are those of the REST execute answer (kernel_gateway_ext/openapi.json) plus
  * `interrupted`, which only a person pressing Interrupt produces.
  */
 

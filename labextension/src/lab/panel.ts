@@ -7,14 +7,12 @@
 import type { ServiceManager, Kernel } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
-import { CodeRemoteAPI } from '../common/api';
+import { CodeRemoteAPI, DEFAULT_KERNEL } from '../common/api';
 import { bannerFor } from '../common/banner';
 import { OutputArea } from '../common/outputs';
 import { AnalysisPanel, SnippetPanel } from '../common/panels';
 import { Run } from '../common/run';
 import { InputPrompt } from '../common/stdin';
-
-export const SANDBOXED_KERNEL = 'python3-sandboxed';
 
 /** Where the panel's code comes from and where snippets go. */
 export interface CodeSource {
@@ -28,6 +26,7 @@ export class CodeRemotePanel extends Widget {
   private kernel: Kernel.IKernelConnection | null = null;
   private starting: Promise<Kernel.IKernelConnection> | null = null;
   private run: Run | null = null;
+  private readonly api: CodeRemoteAPI;
   private readonly output = new OutputArea();
   private readonly stdin = new InputPrompt(this.output);
   private readonly banner: HTMLElement;
@@ -66,7 +65,7 @@ export class CodeRemotePanel extends Widget {
     this.output.node.setAttribute('aria-live', 'polite');
     this.output.node.setAttribute('aria-label', 'Sandbox output');
 
-    const api = new CodeRemoteAPI(services.serverSettings);
+    const api = (this.api = new CodeRemoteAPI(services.serverSettings));
     const getCode = () => this.source.current()?.code ?? '';
     const analysis = new AnalysisPanel({ api, getCode });
     const snippets = new SnippetPanel({
@@ -128,13 +127,18 @@ export class CodeRemotePanel extends Widget {
     }
   }
 
+  /** The service's kernelspec; the default one when its health report cannot be read. */
+  private kernelName(): Promise<string> {
+    return this.api.kernelName().catch(() => DEFAULT_KERNEL);
+  }
+
   private ensureKernel(): Promise<Kernel.IKernelConnection> {
     if (this.kernel && !this.kernel.isDisposed && this.kernel.status !== 'dead') {
       return Promise.resolve(this.kernel);
     }
     if (!this.starting) {
       this.status.textContent = 'Starting a sandbox…';
-      this.starting = this.services.kernels.startNew({ name: SANDBOXED_KERNEL }).then(
+      this.starting = this.kernelName().then(name => this.services.kernels.startNew({ name })).then(
         kernel => {
           this.kernel = kernel;
           this.starting = null;
