@@ -31,16 +31,15 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import harness
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from kernel_gateway_ext.identity import JWTIdentityProvider  # noqa: E402
-from tests.jwt_helpers import TEST_SECRET, JWKSServer, claims, ec_key, hs256_token, rsa_key  # noqa: E402
-from tests.servers import CodeRemoteServer  # noqa: E402
+from kernel_gateway_ext.identity import JWTIdentityProvider
+from tests.jwt_helpers import TEST_SECRET, JWKSServer, claims, ec_key, hs256_token, rsa_key
+from tests.servers import CodeRemoteServer
 
 TOKEN = "bench-auth-jupyter-token"
 CODE = "print(1)"
@@ -50,8 +49,8 @@ QUICK = {"runs": 30, "verify_calls": 300}
 
 
 def summarize(seconds: list[float]) -> dict[str, float]:
-    ms = np.array(seconds) * 1000
-    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "n": len(ms)}
+    ms = [s * 1000 for s in seconds]
+    return {"p50_ms": harness.percentile(ms, 50), "p99_ms": harness.percentile(ms, 99), "n": len(ms)}
 
 
 class Caller:
@@ -106,11 +105,12 @@ async def measure_verify(idp: JWKSServer, calls: int) -> dict[str, float]:
     return figures
 
 
-def start_servers(workdir: Path, idp: JWKSServer) -> tuple[CodeRemoteServer, CodeRemoteServer]:
+def start_servers(workdir: Path, idp: JWKSServer) -> AbstractContextManager[list[CodeRemoteServer]]:
+    """The token server and the JWT server, stopped on leaving the context."""
     common = ("--KernelPool.size=0", "--ExecutionService.session_idle_timeout=0")
-    plain = CodeRemoteServer(workdir, *common, token=TOKEN)
-    try:
-        jwt_server = CodeRemoteServer(
+    return harness.started(
+        lambda: CodeRemoteServer(workdir, *common, token=TOKEN),
+        lambda: CodeRemoteServer(
             workdir,
             *common,
             f"--JWTIdentityProvider.secret={TEST_SECRET}",
@@ -120,30 +120,27 @@ def start_servers(workdir: Path, idp: JWKSServer) -> tuple[CodeRemoteServer, Cod
             # the counters in PostgreSQL.
             "--RateLimiter.executions_per_minute=1000000",
             token=TOKEN,
-        )
-    except BaseException:
-        plain.stop()
-        raise
-    return plain, jwt_server
+        ),
+    )
 
 
 def report(execute: dict[str, dict[str, float]], verify: dict[str, float]) -> dict[str, Any]:
     base = execute["token"]
-    print("\nwarm-session POST api/coderemote/execute (print(1)), ms:")
-    print(f"  {'auth':<8} {'p50':>8} {'p99':>8} {'+p50':>8} {'+p99':>8}   n")
     figures: dict[str, Any] = {"execute": execute, "verify": verify}
+    rows = []
     for label, row in execute.items():
         d50, d99 = row["p50_ms"] - base["p50_ms"], row["p99_ms"] - base["p99_ms"]
         if label != "token":
             figures[f"added_p50_ms_{label}"] = d50
             figures[f"added_p99_ms_{label}"] = d99
-        print(f"  {label:<8} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} {d50:+8.2f} {d99:+8.2f}   {row['n']}")
+        rows.append([label, row["p50_ms"], row["p99_ms"], f"{d50:+.2f}", f"{d99:+.2f}", row["n"]])
+    print("\nwarm-session POST api/coderemote/execute (print(1)), ms:")
+    print(harness.table(["auth", "p50", "p99", "+p50", "+p99", "n"], rows, indent="  "))
     print("\nJWTIdentityProvider.verify alone, keys cached, per call:")
-    for name, us in verify.items():
-        print(f"  {name.split('_')[1]:<6} {us:8.1f} µs")
+    print(harness.table(["alg", "µs"], [[name.split("_")[1], f"{us:.1f}"] for name, us in verify.items()], indent="  "))
     worst = max(figures["added_p50_ms_HS256"], figures["added_p50_ms_RS256"])
     figures["target_met"] = worst < 1.0
-    print(f"\nadded at p50: {worst:+.2f} ms (target < 1 ms: {'met' if worst < 1.0 else 'NOT met'})")
+    print(f"\nadded at p50: {worst:+.2f} ms (target < 1 ms: {harness.verdict(worst < 1.0)})")
     return figures
 
 
@@ -160,8 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         rsa = rsa_key("bench-server-rsa")
         idp.set_keys([rsa])
         print("starting two servers (Jupyter token; JWT HS256 + RS256 via JWKS)...", flush=True)
-        plain, jwt_server = start_servers(Path(tmp), idp)
-        try:
+        with start_servers(Path(tmp), idp) as (plain, jwt_server):
             callers = [
                 Caller("token", plain, f"token {TOKEN}"),
                 Caller("HS256", jwt_server, f"Bearer {hs256_token(claims('bench-hs', exp_in=3600))}"),
@@ -169,9 +165,6 @@ def main(argv: list[str] | None = None) -> int:
             ]
             print(f"{WARMUP_RUNS} warm-up + {counts['runs']} timed runs per caller, interleaved", flush=True)
             execute = measure_execute(callers, counts["runs"])
-        finally:
-            jwt_server.stop()
-            plain.stop()
     figures = report(execute, verify)
     print(json.dumps({"bench": "auth", "counts": counts, **figures}))
     return 0

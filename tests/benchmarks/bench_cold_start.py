@@ -24,19 +24,16 @@ import asyncio
 import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+import harness
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
 
-from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
-from jupyter_client.manager import AsyncKernelManager  # noqa: E402
-
-from kernel_images import KERNELSPECS_DIR, SANDBOX_PACKAGE_DIR  # noqa: E402
-from kernel_images.runtime import Runtime, default_runtime_dir  # noqa: E402
+from kernel_images import KERNELSPECS_DIR, SANDBOX_PACKAGE_DIR
+from kernel_images.runtime import Runtime, default_runtime_dir
 
 STEPS = {
     "runsc + python start": "pass",
@@ -110,11 +107,14 @@ async def main() -> None:
         sandboxed = [await kernel_ready(ksm, "python3-sandboxed") for _ in range(args.runs)]
         host = [await kernel_ready(ksm, "host") for _ in range(args.runs)]
         rows.append(("full kernel to kernel_info", sandboxed, host))
-    print(f"cold start, {args.runs} runs each, ms (p50 / max)")
-    print(f"  {'step':42} {'sandboxed':>17} {'host, no sandbox':>19} {'sandbox cost':>13}")
+    cells = []
     for label, s, h in rows:
         s50, h50 = statistics.median(s) * 1000, statistics.median(h) * 1000
-        print(f"  {label:42} {s50:8.0f} / {max(s) * 1000:6.0f} {h50:9.0f} / {max(h) * 1000:6.0f} {s50 - h50:10.0f}")
+        cells.append(
+            [label, f"{s50:.0f} / {max(s) * 1000:.0f}", f"{h50:.0f} / {max(h) * 1000:.0f}", f"{s50 - h50:.0f}"]
+        )
+    print(f"cold start, {args.runs} runs each, ms (p50 / max)")
+    print(harness.table(["step", "sandboxed", "host, no sandbox", "sandbox cost"], cells, indent="  "))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Run it as a script (pytest does not collect it)::
     python tests/benchmarks/bench_execution.py            # full run
     python tests/benchmarks/bench_execution.py --quick    # small counts, to check it works
 
-What is measured, and why (DESIGN.md, "Streaming latency is a feature"):
+What is measured, and why (streamed output is the point of the service, see docs/architecture.md):
 
 1. Cold start: ``AsyncKernelManager.start_kernel`` until the reply to a
    kernel_info request sent as soon as the start returns, for the gVisor
@@ -41,13 +41,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import http.client
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,19 +52,14 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import harness
 import websocket
-from jupyter_client.manager import AsyncKernelManager
+from harness import PLAIN, SANDBOXED, START_TIMEOUT, LocalKernels, Server
 
-from provisioner import GVisorProvisioner
-
-SANDBOXED = "python3-sandboxed"
-PLAIN = "python3"
 LABELS = {SANDBOXED: "sandboxed", PLAIN: "python3"}  # kernel name -> short name in figure keys
 CODE = "print(1)"
 EXPECTED_STDOUT = "1\n"
 STOCK_WEBSOCKET_CLASS = "jupyter_server.services.kernels.connection.channels.ZMQChannelsWebsocketConnection"
-START_TIMEOUT = 120.0  # s, a kernel to answer kernel_info or a server to answer HTTP
 RUN_TIMEOUT = 30.0  # s, one print(1)
 WARMUP_RUNS = 3  # untimed executions on each kernel before timing it
 HTTP_TARGET_RATIO = 3.0
@@ -80,34 +71,22 @@ QUICK_COUNTS = {"starts": 3, "runs": 30, "http_runs": 30, "ws_runs": 20, "fresh_
 # --------------------------------------------------------------------------- figures
 
 
-def summarize(seconds: list[float]) -> dict[str, float]:
-    """Percentiles of a list of durations, in milliseconds."""
-    ms = np.asarray(seconds, dtype=float) * 1000.0
-    figures: dict[str, float] = {"n": ms.size}
-    for name, q in (("p50", 50), ("p90", 90), ("p99", 99)):
-        figures[name] = float(np.percentile(ms, q))
-    figures.update(min=float(ms.min()), max=float(ms.max()), mean=float(ms.mean()))
-    return {name: round(value, 3) for name, value in figures.items()}
-
-
-NO_RATE_LIMITS = ["--RateLimiter.executions_per_minute=0", "--RateLimiter.websocket_executions_per_minute=0"]
-
-
 class Results:
     """Every figure of the run, by key, and the rows of the printed table."""
 
     def __init__(self) -> None:
         self.figures: dict[str, dict[str, float]] = {}
-        self.rows: list[str] = []
+        self.rows: list[list[Any]] = []
         self.notes: list[str] = []
 
     def add(self, key: str, seconds: list[float]) -> dict[str, float]:
-        self.figures[key] = summarize(seconds)
+        self.figures[key] = harness.summarize(seconds)
         return self.figures[key]
 
     def ratio(self, subject: str, baseline: str) -> float | None:
-        if subject in self.figures and baseline in self.figures and self.figures[baseline]["p50"] > 0:
-            return round(self.figures[subject]["p50"] / self.figures[baseline]["p50"], 3)
+        if subject in self.figures and baseline in self.figures:
+            value = harness.ratio(self.figures[subject]["p50"], self.figures[baseline]["p50"])
+            return None if value is None else round(value, 3)
         return None
 
     def compare(self, title: str, subject: str, baseline: str, tail: str = "p99") -> None:
@@ -117,8 +96,7 @@ class Results:
             return
         s, b = self.figures[subject], self.figures[baseline]
         self.rows.append(
-            f"{title:<34} {tail:<4} | {short(subject):<16} {s['p50']:9.2f} {s[tail]:9.2f}"
-            f" | {short(baseline):<16} {b['p50']:9.2f} {b[tail]:9.2f} | {ratio:6.2f}x"
+            [title, tail, short(subject), s["p50"], s[tail], short(baseline), b["p50"], b[tail], f"{ratio:.2f}x"]
         )
 
 
@@ -128,54 +106,6 @@ def short(key: str) -> str:
 
 
 # --------------------------------------------------------------------------- jupyter_client kernels
-
-
-class LocalKernels:
-    """Kernels started in this process with AsyncKernelManager; all shut down by close()."""
-
-    def __init__(self, connection_dir: Path) -> None:
-        self.connection_dir = connection_dir
-        self.open: list[tuple[AsyncKernelManager, Any]] = []
-        self.sandbox_ids: set[str] = set()
-
-    async def start(self, kernel_name: str) -> tuple[AsyncKernelManager, Any, float]:
-        """Start a kernel; return it, a client ready to use, and the time to its first reply.
-
-        Timed: from the start to the reply to a kernel_info request sent as soon
-        as the start returns (the request waits in the client's socket until the
-        kernel listens). Not timed: ``wait_for_ready``, which also waits for IOPub
-        to be quiet for 0.2 s before using the kernel.
-        """
-        km = AsyncKernelManager(
-            kernel_name=kernel_name, connection_file=str(self.connection_dir / f"kernel-{uuid.uuid4().hex}.json")
-        )
-        self.open.append((km, None))
-        started = time.perf_counter()
-        # ipykernel warns on stderr that TCP is unencrypted; keep the report readable.
-        await km.start_kernel(**({"stderr": subprocess.DEVNULL} if kernel_name == PLAIN else {}))
-        if kernel_name == SANDBOXED:
-            self.sandbox_ids.add(f"cr-{km.kernel_id}")
-        client = km.client()  # after the start: it copies the kernel's connection info
-        self.open[-1] = (km, client)
-        client.start_channels()
-        await client.kernel_info(reply=True, timeout=START_TIMEOUT)
-        elapsed = time.perf_counter() - started
-        await client.wait_for_ready(timeout=START_TIMEOUT)
-        return km, client, elapsed
-
-    async def stop(self, km: AsyncKernelManager, client: Any) -> None:
-        self.open = [(k, c) for k, c in self.open if k is not km]
-        if client is not None:
-            client.stop_channels()
-        if km.has_kernel:
-            await km.shutdown_kernel(now=True)
-
-    async def close(self) -> None:
-        for km, client in list(self.open):
-            try:
-                await self.stop(km, client)
-            except Exception as e:  # keep shutting down the others
-                print(f"  warning: could not shut down kernel {km.kernel_id}: {e}", file=sys.stderr)
 
 
 async def run_print(client: Any) -> tuple[float, float]:
@@ -252,117 +182,6 @@ async def measure_local_kernels(args: argparse.Namespace, results: Results, kern
 # --------------------------------------------------------------------------- servers
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """A Jupyter server subprocess on a free port, with token auth, its log in a file."""
-
-    status_path = "/api/status"  # answers 200 once the server is up
-    request_timeout = START_TIMEOUT
-
-    def __init__(self, label: str, command: list[str], workdir: Path) -> None:
-        self.label = label
-        self.port = free_port()
-        self.token = uuid.uuid4().hex
-        self.command = command + self.server_flags()
-        self.workdir = workdir
-        self.log_path = workdir / f"{label}.log"
-        self.env: dict[str, str] | None = None
-        self.process: subprocess.Popen[bytes] | None = None
-        self.kernel_ids: set[str] = set()
-
-    def server_flags(self) -> list[str]:
-        return [
-            f"--port={self.port}",
-            "--ServerApp.ip=127.0.0.1",
-            f"--IdentityProvider.token={self.token}",
-            "--ServerApp.open_browser=False",
-        ]
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"token {self.token}", "Content-Type": "application/json"}
-
-    def start(self) -> None:
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                self.command, cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.label} server exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if self.api("GET", self.status_path)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.label} server did not answer within {START_TIMEOUT:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """One request on a new connection; the decoded JSON answer (or its text, or None)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.request_timeout)
-        try:
-            conn.request(method, path, None if body is None else json.dumps(body), self.headers)
-            response = conn.getresponse()
-            data = response.read()
-            try:
-                return response.status, json.loads(data) if data else None
-            except ValueError:  # an HTML error page
-                return response.status, data.decode(errors="replace")
-        finally:
-            conn.close()
-
-    def start_kernel(self, name: str | None = None) -> str:
-        status, kernel = self.api("POST", "/api/kernels", {} if name is None else {"name": name})
-        if status != 201:
-            raise RuntimeError(f"{self.label}: POST api/kernels answered {status}: {kernel}")
-        self.kernel_ids.add(kernel["id"])
-        return str(kernel["id"])
-
-    def stop(self) -> None:
-        """Shut down its kernels through the API, then the server; SIGTERM, then SIGKILL, if it lingers."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            status, kernels = self.api("GET", "/api/kernels")
-            for kernel in kernels if status == 200 else []:
-                self.kernel_ids.add(kernel["id"])
-                self.api("DELETE", f"/api/kernels/{kernel['id']}")
-            status, _ = self.api("POST", "/api/shutdown")
-            if status == 404:  # the service has no shutdown route: SIGTERM is how it stops
-                self.process.send_signal(signal.SIGTERM)
-        except (OSError, http.client.HTTPException) as e:
-            print(f"  warning: {self.label} server did not take the shutdown request: {e!r}", file=sys.stderr)
-        for sig, wait in ((None, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-            if sig is not None:
-                print(f"  warning: sending {sig.name} to the {self.label} server", file=sys.stderr)
-                self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-
-def coderemote_server(workdir: Path) -> Server:
-    # The benchmark runs far more code per minute than the per-user rate limits allow.
-    server = Server("coderemote", ["jupyter", "coderemote", *NO_RATE_LIMITS], workdir)
-    server.status_path = "/api/coderemote/health"  # the service answers only its documented routes
-    return server
-
-
 def stock_server(workdir: Path) -> Server:
     return Server(
         "stock",
@@ -433,21 +252,6 @@ def measure_http_execute(server: Server, runs: int, fresh_runs: int, results: Re
 # --------------------------------------------------------------------------- kernel websocket
 
 
-def jupyter_message(msg_type: str, content: dict[str, Any], session: str) -> tuple[str, str]:
-    """A v5.3 message for the shell channel in the default (JSON) websocket protocol."""
-    msg_id = uuid.uuid4().hex
-    header = {
-        "msg_id": msg_id,
-        "session": session,
-        "username": "bench",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "msg_type": msg_type,
-        "version": "5.3",
-    }
-    message = {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell"}
-    return msg_id, json.dumps(message)
-
-
 class KernelSocket:
     """A kernel started through a server's REST API, driven over its websocket."""
 
@@ -459,7 +263,7 @@ class KernelSocket:
         self.ws = websocket.create_connection(url, timeout=START_TIMEOUT)
 
     def wait_ready(self) -> None:
-        msg_id, message = jupyter_message("kernel_info_request", {}, self.session)
+        msg_id, message = harness.jupyter_message("kernel_info_request", {}, self.session)
         self.ws.send(message)
         self._receive_until(msg_id, lambda m: m["msg_type"] == "kernel_info_reply")
 
@@ -482,7 +286,7 @@ class KernelSocket:
             "allow_stdin": False,
             "stop_on_error": True,
         }
-        msg_id, message = jupyter_message("execute_request", content, self.session)
+        msg_id, message = harness.jupyter_message("execute_request", content, self.session)
         started = time.perf_counter()
         self.ws.send(message)
         stream = self._receive_until(msg_id, lambda m: m["msg_type"] == "stream")
@@ -522,13 +326,12 @@ def measure_websockets(ours: Server, stock: Server, runs: int, results: Results)
 
 
 def wait_for_pool(server: Server, idle: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def refilled() -> bool:
         status, health = server.api("GET", "/api/coderemote/health")
-        if status == 200 and health.get("pool", {}).get("idle", 0) >= idle:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"the pool of {server.label} did not refill to {idle}")
+        return status == 200 and health.get("pool", {}).get("idle", 0) >= idle
+
+    if not harness.wait_until(refilled, timeout):
+        raise RuntimeError(f"the pool of {server.label} did not refill to {idle}")
 
 
 def measure_kernel_starts(ours: Server, stock: Server, runs: int, results: Results) -> None:
@@ -550,60 +353,17 @@ def measure_kernel_starts(ours: Server, stock: Server, runs: int, results: Resul
 
 
 def measure_servers(args: argparse.Namespace, results: Results, workdir: Path, servers: list[Server]) -> None:
-    ours, stock = coderemote_server(workdir), stock_server(workdir)
+    ours, stock = harness.coderemote_server("coderemote", workdir), stock_server(workdir)
     servers += [ours, stock]
     print(
         f"    starting `jupyter coderemote` on port {ours.port} and stock `jupyter server` on port {stock.port}",
         flush=True,
     )
-    ours.start()
-    stock.start()
-    check_stock(stock)
-    measure_http_execute(ours, args.http_runs, args.fresh_runs, results)
-    measure_websockets(ours, stock, args.ws_runs, results)
-    measure_kernel_starts(ours, stock, args.fresh_runs, results)
-
-
-# --------------------------------------------------------------------------- sandboxes left behind
-
-
-def sandbox_owner(state_dir: Path, container_id: str) -> int | None:
-    try:
-        return int(json.loads((state_dir / "kernels" / container_id / "owner.json").read_text())["pid"])
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def list_sandboxes(provisioner: GVisorProvisioner) -> set[str]:
-    out = subprocess.run(
-        [provisioner.runsc_path, "--root", f"{provisioner.state_dir}/runsc", "list", "--quiet"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    return {line for line in out.split() if line.startswith("cr-")}
-
-
-def check_sandboxes(known: set[str], pids: set[int], results: Results) -> None:
-    """Destroy (and report) any sandbox this run started that is still listed by runsc."""
-    provisioner = GVisorProvisioner()
-    state_dir = Path(provisioner.state_dir)
-    ours: set[str] = set()
-    for _ in range(10):  # shutdown can take a moment to reach runsc
-        ours = {cid for cid in list_sandboxes(provisioner) if cid in known or sandbox_owner(state_dir, cid) in pids}
-        if not ours:
-            break
-        time.sleep(0.5)
-    if not ours:
-        print(f"no sandbox of this run left running (runsc --root {state_dir}/runsc list)")
-        return
-    results.notes.append(f"sandboxes of this run were left running and were destroyed: {sorted(ours)}")
-    for cid in sorted(ours):
-        subprocess.run(
-            [provisioner.runsc_path, "--root", f"{state_dir}/runsc", "delete", "--force", cid],
-            capture_output=True,
-            check=False,
-        )
+    with harness.started(ours.start, stock.start):
+        check_stock(stock)
+        measure_http_execute(ours, args.http_runs, args.fresh_runs, results)
+        measure_websockets(ours, stock, args.ws_runs, results)
+        measure_kernel_starts(ours, stock, args.fresh_runs, results)
 
 
 # --------------------------------------------------------------------------- report
@@ -621,23 +381,21 @@ def build_table(results: Results) -> None:
     add("5 POST api/kernels -> ready", "kernel_start_ready.ours.sandboxed", "kernel_start_ready.stock.python3")
 
 
+TABLE_HEADER = ["figure", "tail", "subject", "p50", "tail", "baseline", "p50", "tail", "ratio"]
+
+
 def print_report(results: Results) -> None:
     build_table(results)
     print("\nTimes in ms; tail is p99 unless named; ratio = subject p50 / baseline p50.")
-    columns = f"{'p50':>9} {'tail':>9}"
-    print(f"{'figure':<34} {'tail':<4} | {'subject':<16} {columns} | {'baseline':<16} {columns} | ratio")
-    print("-" * 122)
-    print("\n".join(results.rows))
+    print(harness.table(TABLE_HEADER, results.rows, align="<<<>><>>>"))
     http_ratio = results.ratio("http_execute_session.sandboxed", "client_round_trip.python3")
     if http_ratio is not None:
-        verdict = "met" if http_ratio <= HTTP_TARGET_RATIO else "NOT met"
-        print(
-            f"\nPOST execute (session) p50 is {http_ratio:.2f}x the unsandboxed jupyter_client round trip "
-            f"(target <= {HTTP_TARGET_RATIO:g}x): {verdict}"
-        )
+        subject, baseline = "POST execute (session) p50", "the unsandboxed jupyter_client round trip"
+        print("\n" + harness.ratio_line(subject, http_ratio, baseline, HTTP_TARGET_RATIO))
     start_ratio = results.ratio("kernel_start_ready.ours.sandboxed", "kernel_start_ready.stock.python3")
     if start_ratio is not None:
-        print(f"POST api/kernels to ready with the pool warm is {start_ratio:.2f}x a stock server's local kernel")
+        subject, baseline = "POST api/kernels to ready with the pool warm", "a stock server's local kernel"
+        print(harness.ratio_line(subject, start_ratio, baseline))
     for note in results.notes:
         print(f"note: {note}")
 
@@ -669,10 +427,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def machine_load() -> str:
-    return f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-
-
 RATIOS = {  # name in the JSON line: (subject, baseline)
     "cold_start": ("cold_start.sandboxed", "cold_start.python3"),
     "client_round_trip": ("client_round_trip.sandboxed", "client_round_trip.python3"),
@@ -701,13 +455,15 @@ def clean_up(kernels_started_here: set[str], servers: list[Server], results: Res
         server.stop()
     known = kernels_started_here | {f"cr-{kernel_id}" for server in servers for kernel_id in server.kernel_ids}
     pids = {os.getpid()} | {server.process.pid for server in servers if server.process is not None}
-    check_sandboxes(known, pids, results)
+    left = harness.destroy_leftover_sandboxes(pids, known)
+    if left:
+        results.notes.append(f"sandboxes of this run were left running and were destroyed: {left}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     counts = {name: getattr(args, name) for name in FULL_COUNTS}
-    print(f"Code Remote latency benchmark: {counts}; {machine_load()}", flush=True)
+    print(f"Code Remote latency benchmark: {counts}; {harness.machine_load()}", flush=True)
     results = Results()
     began = time.monotonic()
     complete = False
@@ -720,14 +476,13 @@ def main(argv: list[str] | None = None) -> int:
             measure_servers(args, results, workdir, servers)
             complete = True
         except BaseException:
-            for server in servers:
-                print(f"--- end of the {server.label} server's log:\n{server.log_tail()}", file=sys.stderr)
+            harness.print_log_tails(servers)
             raise
         finally:
             clean_up(kernels.sandbox_ids, servers, results)
             elapsed = time.monotonic() - began
             print_report(results)
-            print(f"\nfinished in {elapsed:.1f} s; {machine_load()}")
+            print(harness.finished_line(elapsed))
             print(summary_line(results, counts, elapsed, complete))
     return 0
 

@@ -19,23 +19,19 @@ import argparse
 import asyncio
 import glob
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+import harness
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.multikernelmanager import AsyncMultiKernelManager
+from traitlets.config import Config
 
-from jupyter_client.manager import AsyncKernelManager  # noqa: E402
-from jupyter_client.multikernelmanager import AsyncMultiKernelManager  # noqa: E402
-from traitlets.config import Config  # noqa: E402
-
-from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService  # noqa: E402
-from kernel_gateway_ext.pool import KernelPool  # noqa: E402
-from kernel_gateway_ext.sandboxed import SandboxedKernelSpecManager  # noqa: E402
-from provisioner import GVisorProvisioner  # noqa: E402
-from provisioner.runsc import runsc_version  # noqa: E402
+from kernel_gateway_ext.execution import ExecutionRequest, ExecutionService
+from kernel_gateway_ext.pool import KernelPool
+from kernel_gateway_ext.sandboxed import SandboxedKernelSpecManager
+from provisioner import GVisorProvisioner
+from provisioner.runsc import runsc_version
 
 SYSCALLS = (
     "import os, time\nt = time.perf_counter()\nfor _ in range(20000):\n    os.getppid()\nprint(time.perf_counter() - t)"
@@ -86,12 +82,13 @@ async def unsandboxed(runs: int) -> dict[str, list[float]]:
     figures: dict[str, list[float]] = {key: [] for key in KEYS}
 
     async def run(kc: Any, code: str) -> str:
-        reply = await kc.execute_interactive(code, timeout=60, output_hook=lambda m: out.append(m))
+        """Run ``code``; its stream output (this cell's only)."""
+        out: list[Any] = []
+        reply = await kc.execute_interactive(code, timeout=60, output_hook=out.append)
         assert reply["content"]["status"] == "ok"
         return "".join(m["content"].get("text", "") for m in out if m["msg_type"] == "stream")
 
     for _ in range(runs):
-        out: list[Any] = []
         started = time.perf_counter()
         km = AsyncKernelManager(kernel_name="python3")
         await km.start_kernel()
@@ -112,7 +109,6 @@ async def unsandboxed(runs: int) -> dict[str, list[float]]:
             for _ in range(runs):
                 figures[key].append(float((await run(kc, code)).strip()))
         for _ in range(runs * 4):
-            out = []
             started = time.perf_counter()
             await run(kc, "print(1)")
             figures["warm print(1) ms"].append((time.perf_counter() - started) * 1000)
@@ -142,16 +138,17 @@ async def main() -> None:
         if platform == "systrap" and args.restore != "off":
             results[f"runsc --platform={platform}, restored"] = await sandboxed(platform, args.runs, restore=True)
     keys = list(next(iter(results.values())))
-    print(f"{'':34}" + "".join(f"{k:>26}" for k in keys))
     base = results["unsandboxed ipykernel (baseline)"]
+    rows = []
     for name, figures in results.items():
-        cells = []
+        cells = [name]
         for key in keys:
             values = figures[key]
             p50 = statistics.median(values)
             ratio = p50 / statistics.median(base[key])
-            cells.append(f"{p50:8.3f} ({min(values):.3f}-{max(values):.3f}) {ratio:4.1f}x")
-        print(f"{name:34}" + "".join(f"{c:>26}" for c in cells))
+            cells.append(f"{p50:.3f} ({min(values):.3f}-{max(values):.3f}) {ratio:.1f}x")
+        rows.append(cells)
+    print(harness.table(["", *keys], rows))
 
 
 if __name__ == "__main__":

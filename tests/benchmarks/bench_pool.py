@@ -37,8 +37,9 @@ What is measured, and why:
    default ``jupyter-websocket`` API, a fresh ``python3`` kernel per request
    (POST api/kernels, websocket, kernel_info, execute, DELETE api/kernels/ID),
    checked the same way. KG is pip-installed into a throw-away virtualenv in
-   the run's temporary folder (it is not a project dependency); if that fails
-   this part is skipped. In this mode KG has no equivalent of our warm pool:
+   the run's temporary folder (it is not a project dependency), with an
+   ipykernel and a ``python3`` kernelspec of the virtualenv's own; if that
+   fails this part is skipped. In this mode KG has no equivalent of our warm pool:
    ``prespawn_count`` kernels are started at launch, but POST api/kernels
    starts a new kernel all the same. The run starts KG with one prespawned
    kernel, checks exactly that and prints what it found; so the peer pays a
@@ -75,22 +76,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import harness
 import websocket
-from bench_execution import (
-    NO_RATE_LIMITS,
-    PLAIN,
-    START_TIMEOUT,
-    LocalKernels,
-    Server,
-    jupyter_message,
-    list_sandboxes,
-    machine_load,
-    sandbox_owner,
-    summarize,
-)
-
-from provisioner import GVisorProvisioner
-from provisioner.reaper import remove_kernel_dir
+from harness import PLAIN, START_TIMEOUT, LocalKernels, Server, machine_load, summarize
 
 FULL = {"warm_runs": 20, "cold_runs": 10, "duration": 60.0}
 QUICK = {"warm_runs": 5, "cold_runs": 3, "duration": 15.0}
@@ -134,12 +122,6 @@ def ms(seconds: float) -> float:
 # --------------------------------------------------------------------------- our server: health and metrics
 
 
-def coderemote(label: str, workdir: Path, *flags: str) -> Server:
-    server = Server(label, ["jupyter", "coderemote", *NO_RATE_LIMITS, *flags], workdir)
-    server.status_path = "/api/coderemote/health"  # the service answers only its documented routes
-    return server
-
-
 def health(server: Server) -> dict[str, Any]:
     _, body = server.api("GET", "/api/coderemote/health")
     return body if isinstance(body, dict) else {}
@@ -147,13 +129,12 @@ def health(server: Server) -> dict[str, Any]:
 
 def settle(server: Server, idle: int, timeout: float = SETTLE_TIMEOUT) -> bool:
     """Wait until the pool holds ``idle`` kernels and no other kernel exists (refilled, used ones gone)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def settled() -> bool:
         h = health(server)
-        if h.get("pool", {}).get("idle") == idle and h.get("kernels") == idle:
-            return True
-        time.sleep(0.1)
-    return False
+        return h.get("pool", {}).get("idle") == idle and h.get("kernels") == idle
+
+    return harness.wait_until(settled, timeout, interval=0.1)
 
 
 def scrape(server: Server) -> dict[str, float]:
@@ -238,44 +219,44 @@ def measure_fresh(args: argparse.Namespace, workdir: Path, servers: list[Any], r
     print(f"[1] POST execute print(1), no session: {args.warm_runs} warm-pool, {args.cold_runs} cold; {machine_load()}")
     # The cold server first: a server reaps ownerless sandboxes as it starts,
     # so none should be half-way through being made by the other one.
-    cold = coderemote("cold", workdir, "--KernelPool.size=0")
-    warm = coderemote("warm", workdir, f"--KernelPool.size={WARM_POOL_SIZE}")
+    cold = harness.coderemote_server("cold", workdir, "--KernelPool.size=0")
+    warm = harness.coderemote_server("warm", workdir, f"--KernelPool.size={WARM_POOL_SIZE}")
     servers += [cold, warm]
-    cold.start()
-    warm.start()
-    if not settle(warm, WARM_POOL_SIZE, START_TIMEOUT):
-        raise RuntimeError(f"the warm pool did not fill within {START_TIMEOUT:.0f} s: {health(warm)}")
-    before = {s.label: scrape(s) for s in (warm, cold)}
     runs = {"warm": (warm, args.warm_runs), "cold": (cold, args.cold_runs)}
     total: dict[str, list[float]] = {"warm": [], "cold": [], "plain": []}
     inside: dict[str, list[float]] = {"warm": [], "cold": []}
     unsettled = 0
-    conns = {
-        label: http.client.HTTPConnection("127.0.0.1", s.port, timeout=REQUEST_TIMEOUT)
-        for label, (s, _) in runs.items()
-    }
-    try:
-        for i in range(max(args.warm_runs, args.cold_runs)):
-            for label, (server, n) in runs.items():
-                if i >= n:
-                    continue
-                if not (settle(warm, WARM_POOL_SIZE) and settle(cold, 0)):
-                    unsettled += 1
-                    if unsettled == 1:
-                        seen = {s.label: {k: health(s).get(k) for k in ("kernels", "pool")} for s in (warm, cold)}
-                        report.notes.append(f"servers not settled after {SETTLE_TIMEOUT:.0f} s (round {i + 1}): {seen}")
-                elapsed, duration = execute_print(conns[label], server)
-                total[label].append(elapsed)
-                inside[label].append(duration)
-            if i < args.cold_runs:
-                total["plain"].append(plain_kernel_start(workdir))
-            print(f"    round {i + 1}: " + ", ".join(f"{k} {ms(v[-1]):.0f} ms" for k, v in total.items() if len(v) > i))
-    finally:
-        for conn in conns.values():
-            conn.close()
-    after = {s.label: scrape(s) for s in (warm, cold)}
-    for server in (warm, cold):  # done with them; part 2 has its own server
-        server.stop()
+    with harness.started(cold.start, warm.start):  # stopped at the end: part 2 has its own server
+        if not settle(warm, WARM_POOL_SIZE, START_TIMEOUT):
+            raise RuntimeError(f"the warm pool did not fill within {START_TIMEOUT:.0f} s: {health(warm)}")
+        before = {s.label: scrape(s) for s in (warm, cold)}
+        conns = {
+            label: http.client.HTTPConnection("127.0.0.1", s.port, timeout=REQUEST_TIMEOUT)
+            for label, (s, _) in runs.items()
+        }
+        try:
+            for i in range(max(args.warm_runs, args.cold_runs)):
+                for label, (server, n) in runs.items():
+                    if i >= n:
+                        continue
+                    if not (settle(warm, WARM_POOL_SIZE) and settle(cold, 0)):
+                        unsettled += 1
+                        if unsettled == 1:
+                            seen = {s.label: {k: health(s).get(k) for k in ("kernels", "pool")} for s in (warm, cold)}
+                            report.notes.append(
+                                f"servers not settled after {SETTLE_TIMEOUT:.0f} s (round {i + 1}): {seen}"
+                            )
+                    elapsed, duration = execute_print(conns[label], server)
+                    total[label].append(elapsed)
+                    inside[label].append(duration)
+                if i < args.cold_runs:
+                    total["plain"].append(plain_kernel_start(workdir))
+                rounds = ", ".join(f"{k} {ms(v[-1]):.0f} ms" for k, v in total.items() if len(v) > i)
+                print(f"    round {i + 1}: {rounds}")
+        finally:
+            for conn in conns.values():
+                conn.close()
+        after = {s.label: scrape(s) for s in (warm, cold)}
     record_fresh(report, total, inside, before, after, unsettled)
 
 
@@ -312,32 +293,35 @@ def record_fresh(
     warm_met = warm["p50"] <= WARM_TARGET_MS
     cold_met = cold["p50"] / 1000 <= COLD_START_TARGET_S
     plain_met = cold["p50"] <= plain["p50"]
+    verdict = harness.verdict
     report.figures["targets"] = {
         "warm_execute_p50_le_60ms": warm_met,
         "sandbox_cold_start_p50_le_1s": cold_met,
         "cold_execute_p50_le_plain_ipykernel_start": plain_met,
     }
+    rows = [
+        ("warm pool (size=2, 2 idle before each)", warm, f"{warm_inside['p50']:.1f}"),
+        ("empty pool (size=0, cold start each)", cold, f"{cold_inside['p50']:.1f}"),
+        ("plain local ipykernel: start to first reply", plain, "(unsandboxed, no server)"),
+    ]
+    header = ["", "n", "p50", "p99", "max", "server-side run p50"]
+    cells = [
+        [name, f"{f['n']:.0f}", f"{f['p50']:.1f}", f"{f['p99']:.1f}", f"{f['max']:.1f}", run] for name, f, run in rows
+    ]
     lines = [
         "[1] POST api/coderemote/execute, print(1), no session (a fresh sandbox each); times in ms",
-        f"    {'':<44} {'n':>4} {'p50':>9} {'p99':>9} {'max':>9} | server-side run p50",
-        f"    {'warm pool (size=2, 2 idle before each)':<44} {warm['n']:>4.0f} {warm['p50']:9.1f} {warm['p99']:9.1f}"
-        f" {warm['max']:9.1f} | {warm_inside['p50']:.1f}",
-        f"    {'empty pool (size=0, cold start each)':<44} {cold['n']:>4.0f} {cold['p50']:9.1f} {cold['p99']:9.1f}"
-        f" {cold['max']:9.1f} | {cold_inside['p50']:.1f}",
-        f"    {'plain local ipykernel: start to first reply':<44} {plain['n']:>4.0f} {plain['p50']:9.1f}"
-        f" {plain['p99']:9.1f} {plain['max']:9.1f} | (unsandboxed, no server)",
+        harness.table(header, cells, align="<>>>><", indent="    "),
         f"    warm server: pool hits {hits}, misses {misses} (of {warm['n']:.0f} requests)",
         f"    sandbox cold start, server metric {START_HISTOGRAM} on the cold server:"
         f" mean {start['mean_s']} s, p50 ~{start['p50_s']} s (buckets), n={start['count']}",
         f"    sandbox cold start, measured here: cold request p50 {cold['p50'] / 1000:.3f} s"
         f" (cold - warm p50: {figures['cold_minus_warm_p50_s']:.3f} s)",
         f"    (the warm server's background refills: mean {refill['mean_s']} s, n={refill['count']})",
-        f"    target warm-pool execute p50 <= {WARM_TARGET_MS:.0f} ms: {warm['p50']:.1f} ms, "
-        + ("met" if warm_met else "NOT met"),
+        f"    target warm-pool execute p50 <= {WARM_TARGET_MS:.0f} ms: {warm['p50']:.1f} ms, {verdict(warm_met)}",
         f"    target sandbox cold start p50 <= {COLD_START_TARGET_S:.0f} s: {cold['p50'] / 1000:.2f} s measured, "
-        f"{start['mean_s']} s server mean: " + ("met" if cold_met else "NOT met"),
+        f"{start['mean_s']} s server mean: {verdict(cold_met)}",
         f"    target cold POST execute p50 <= a plain ipykernel's start: {cold['p50']:.0f} vs {plain['p50']:.0f} ms"
-        f" ({figures['cold_vs_plain_ipykernel_start']:.2f}x): " + ("met" if plain_met else "NOT met"),
+        f" ({figures['cold_vs_plain_ipykernel_start']:.2f}x): {verdict(plain_met)}",
     ]
     if unsettled:
         report.notes.append(f"{unsettled} round(s) started before both servers settled within {SETTLE_TIMEOUT:.0f} s")
@@ -544,15 +528,15 @@ def pool_sample(server: Server) -> dict[str, int]:
 
 def measure_load_ours(args: argparse.Namespace, workdir: Path, servers: list[Any], report: Report) -> None:
     print("[2] load on `jupyter coderemote`, fresh sandbox per request", flush=True)
-    server = coderemote("load", workdir, *LOAD_POOL_FLAGS)
+    server = harness.coderemote_server("load", workdir, *LOAD_POOL_FLAGS)
     servers.append(server)
-    server.start()
-    if not settle(server, 4, START_TIMEOUT):
-        raise RuntimeError(f"the pool did not fill to 4 within {START_TIMEOUT:.0f} s: {health(server)}")
-    before = scrape(server)
-    monitor = Monitor(lambda: pool_sample(server))
-    figures = run_load("coderemote", lambda: CodeRemoteClient(server), args, monitor)
-    after = scrape(server)
+    with server:
+        if not settle(server, 4, START_TIMEOUT):
+            raise RuntimeError(f"the pool did not fill to 4 within {START_TIMEOUT:.0f} s: {health(server)}")
+        before = scrape(server)
+        monitor = Monitor(lambda: pool_sample(server))
+        figures = run_load("coderemote", lambda: CodeRemoteClient(server), args, monitor)
+        after = scrape(server)
     samples = monitor.samples
     figures["pool"] = {
         "hits": int(delta(before, after, "coderemote_pool_hits_total")),
@@ -570,35 +554,55 @@ def measure_load_ours(args: argparse.Namespace, workdir: Path, servers: list[Any
     if monitor.failures:
         report.notes.append(f"coderemote: {len(monitor.failures)} health samples failed, e.g. {monitor.failures[0]}")
     report.figures.setdefault("load", {})["coderemote"] = figures
-    server.stop()
 
 
 # --------------------------------------------------------------------------- 3. load on Jupyter Kernel Gateway
 
 
+# Run by the virtualenv's Python: ipykernel and the python3 kernelspec that KG will use must be the virtualenv's own.
+CHECK_KERNEL = """
+import sys, ipykernel, kernel_gateway
+from jupyter_client.kernelspec import KernelSpecManager
+spec = KernelSpecManager().get_kernel_spec("python3")
+for what, path in (("ipykernel", ipykernel.__file__), ("the python3 kernelspec", spec.resource_dir)):
+    if not path.startswith(sys.prefix + "/"):
+        sys.exit(f"{what} is not the virtualenv's own: {path}")
+print(f"Kernel Gateway {kernel_gateway.__version__}, ipykernel {ipykernel.__version__} and its kernelspec"
+      f" in the virtualenv ({spec.argv[0]})")
+"""
+
+
 def install_kernel_gateway(workdir: Path) -> Path | None:
     """A virtualenv with jupyter_kernel_gateway, ipykernel and its ``python3`` kernelspec; None if that fails.
 
-    The kernelspec is installed into the virtualenv itself: a fresh machine has no
-    ``python3`` spec where the virtualenv's jupyter looks ("No such kernel named python3").
+    The virtualenv sees this environment's packages (Kernel Gateway reuses its
+    Jupyter Server), but ipykernel is installed into the virtualenv itself,
+    with its dependencies, from the package index (``--ignore-installed``: a
+    copy in this environment does not count), and so is its kernelspec: KG's
+    kernels then depend on nothing that this environment may lack ("No such
+    kernel named python3"). The last step checks that KG's kernelspec manager
+    finds that kernelspec and that it runs the virtualenv's ipykernel.
     """
     venv = workdir / "kg-venv"
     python = str(venv / "bin" / "python")
-    steps = [
-        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "jupyter_kernel_gateway",
-         "ipykernel"],
-        [python, "-m", "ipykernel", "install", "--prefix", str(venv), "--name", "python3"],
-    ]  # fmt: skip
-    for step in steps:
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    steps = {
+        "virtualenv": [sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+        "pip install jupyter_kernel_gateway": [*pip, "jupyter_kernel_gateway"],
+        "pip install ipykernel": [*pip, "--ignore-installed", "ipykernel"],
+        "ipykernel install": [python, "-m", "ipykernel", "install", "--prefix", str(venv), "--name", "python3"],
+        "kernelspec check": [python, "-c", CHECK_KERNEL],
+    }
+    for name, step in steps.items():
         try:
-            subprocess.run(step, check=True, capture_output=True, text=True, timeout=600)
+            done = subprocess.run(step, check=True, capture_output=True, text=True, timeout=600)
         except subprocess.CalledProcessError as e:
-            print(f"    could not install Kernel Gateway ({' '.join(step[:4])}...): {e.stderr.strip()[-500:]}")
+            print(f"    could not install Kernel Gateway ({name}): {(e.stderr or e.stdout).strip()[-500:]}")
             return None
         except (OSError, subprocess.TimeoutExpired) as e:
-            print(f"    could not install Kernel Gateway: {e}")
+            print(f"    could not install Kernel Gateway ({name}): {e}")
             return None
+    print(f"    {done.stdout.strip()}", flush=True)
     return venv
 
 
@@ -700,12 +704,12 @@ class KernelGatewayClient:
         try:
             steps["websocket"], mark = time.perf_counter() - mark, time.perf_counter()
             session = uuid.uuid4().hex
-            info_id, message = jupyter_message("kernel_info_request", {}, session)
+            info_id, message = harness.jupyter_message("kernel_info_request", {}, session)
             ws.send(message)
             self._receive(ws, info_id, lambda m: m["msg_type"] == "kernel_info_reply")
             steps["kernel_info"], mark = time.perf_counter() - mark, time.perf_counter()
             content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}}
-            exec_id, message = jupyter_message("execute_request", {**content, "allow_stdin": False}, session)
+            exec_id, message = harness.jupyter_message("execute_request", {**content, "allow_stdin": False}, session)
             ws.send(message)
             stdout: list[str] = []
             state = {"idle": False, "reply": ""}
@@ -782,11 +786,11 @@ def measure_load_kernel_gateway(args: argparse.Namespace, workdir: Path, servers
         return
     gateway = KernelGateway(venv, workdir, prespawn=1)
     servers.append(gateway)
-    gateway.start()
-    finding = check_prespawn(gateway)
-    baseline_kernels = len(gateway.kernels())  # the prespawned one, idle throughout
-    monitor = Monitor(lambda: {"kernels": len(gateway.kernels(tries=1)) - baseline_kernels})
-    figures = run_load("kernelgateway", lambda: KernelGatewayClient(gateway), args, monitor)
+    with gateway:
+        finding = check_prespawn(gateway)
+        baseline_kernels = len(gateway.kernels())  # the prespawned one, idle throughout
+        monitor = Monitor(lambda: {"kernels": len(gateway.kernels(tries=1)) - baseline_kernels})
+        figures = run_load("kernelgateway", lambda: KernelGatewayClient(gateway), args, monitor)
     figures["prespawn_check"] = finding
     figures["max_kernels"] = max((s["kernels"] for s in monitor.samples), default=None)
     figures["monitor"] = {"samples": len(monitor.samples), "failed": len(monitor.failures)}
@@ -796,7 +800,6 @@ def measure_load_kernel_gateway(args: argparse.Namespace, workdir: Path, servers
             f" samples (GET api/kernels) failed under load, e.g. {monitor.failures[0][:160]}"
         )
     report.figures.setdefault("load", {})["kernel_gateway"] = figures
-    gateway.stop()
 
 
 # --------------------------------------------------------------------------- load table
@@ -826,11 +829,11 @@ def load_table(report: Report, args: argparse.Namespace) -> None:
         ("503-rejected", lambda s: s["rejected_503"]),
         ("wall time incl. last requests, s", lambda s: s["elapsed_s"]),
     ]
+    header = ["", "coderemote (gVisor, pool 4)", "kernel gateway (python3)"]
     lines = [
         f"[2]/[3] {args.clients} clients x {args.duration:.0f} s, fresh kernel per request, print(a * b) checked",
-        f"    {'':<34} {'coderemote (gVisor, pool 4)':>28} {'kernel gateway (python3)':>28}",
+        harness.table(header, [[name, cell(ours, get), cell(peer, get)] for name, get in rows], indent="    "),
     ]
-    lines += [f"    {name:<34} {cell(ours, get):>28} {cell(peer, get):>28}" for name, get in rows]
     pool = ours["pool"]
     start = pool["sandbox_start"]
     lines.append(
@@ -868,27 +871,6 @@ def load_table(report: Report, args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- what is left behind
 
 
-def leftover_sandboxes(pids: set[int]) -> list[str]:
-    """Sandboxes still listed by runsc whose owner is one of our servers (destroyed if found)."""
-    provisioner = GVisorProvisioner()
-    state_dir = Path(provisioner.state_dir)
-    ours: list[str] = []
-    for _ in range(10):  # a shutdown can take a moment to reach runsc
-        ours = sorted(cid for cid in list_sandboxes(provisioner) if sandbox_owner(state_dir, cid) in pids)
-        if not ours:
-            break
-        time.sleep(0.5)
-    for cid in ours:
-        subprocess.run(
-            [provisioner.runsc_path, "--root", f"{state_dir}/runsc", "delete", "--force", cid],
-            capture_output=True,
-            check=False,
-        )
-        remove_kernel_dir(state_dir / "kernels" / cid)  # its connection tmpfs and owner file
-    print(f"sandboxes of this run left in `runsc --root {state_dir}/runsc list`: {len(ours)}")
-    return ours
-
-
 def clean_up(servers: list[Any], report: Report) -> None:
     """Stop every server, then check (and clear) sandboxes and Kernel Gateway kernels left behind."""
     for server in servers:
@@ -897,7 +879,7 @@ def clean_up(servers: list[Any], report: Report) -> None:
         except Exception as e:  # keep stopping the others
             print(f"  warning: could not stop the {server.label} server: {e!r}", file=sys.stderr)
     pids = {server.process.pid for server in servers if server.process is not None}
-    left = leftover_sandboxes(pids)
+    left = harness.destroy_leftover_sandboxes(pids)
     report.figures["sandboxes_left"] = left
     if left:
         report.notes.append(f"sandboxes of this run were left running and were destroyed: {left}")
@@ -958,8 +940,7 @@ def main(argv: list[str] | None = None) -> int:
                 measure_load_kernel_gateway(args, workdir, servers, report)
             complete = True
         except BaseException:
-            for server in servers:
-                print(f"--- end of the {server.label} server's log:\n{server.log_tail()}", file=sys.stderr)
+            harness.print_log_tails(servers)
             raise
         finally:
             clean_up(servers, report)
@@ -969,7 +950,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n\n".join(report.tables))
             for note in report.notes:
                 print(f"note: {note}")
-            print(f"\nfinished in {elapsed:.1f} s; {machine_load()}")
+            print(harness.finished_line(elapsed))
             summary = {"complete": complete, "settings": settings, "elapsed_s": round(elapsed, 1), **report.figures}
             print(json.dumps({**summary, "notes": report.notes}))
     return 0

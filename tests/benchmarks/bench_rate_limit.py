@@ -15,11 +15,13 @@ import sys
 import tempfile
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import harness
+from harness import rank_percentile
 
-from tests.servers import CodeRemoteServer  # noqa: E402
+from tests.servers import CodeRemoteServer
 
 CONFIGS = {
     "none": ("--RateLimiter.executions_per_minute=0",),
@@ -42,37 +44,28 @@ def timed_execute(server: CodeRemoteServer, body: bytes) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main(runs: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-ratelimit-"))
-    servers = {
-        name: CodeRemoteServer(workdir, "--KernelPool.size=1", *flags, token="t") for name, flags in CONFIGS.items()
-    }
+    starts = [
+        partial(CodeRemoteServer, workdir, "--KernelPool.size=1", *flags, token="t") for flags in CONFIGS.values()
+    ]
     body = json.dumps({"code": "1", "session_id": "bench"}).encode()
-    samples: dict[str, list[float]] = {name: [] for name in servers}
-    try:
+    samples: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    with harness.started(*starts) as started:
+        servers = dict(zip(CONFIGS, started, strict=True))
         for server in servers.values():
             for _ in range(20):  # warm: the session's kernel, connections, caches
                 timed_execute(server, body)
         for _ in range(runs):  # interleaved, so that load on the machine hits every config alike
             for name, server in servers.items():
                 samples[name].append(timed_execute(server, body))
-    finally:
-        for server in servers.values():
-            server.stop()
-    base50, base99 = percentile(samples["none"], 0.5), percentile(samples["none"], 0.99)
-    print(f"warm POST execute, {runs} runs each (ms)")
-    print(f"{'limiter':<12}{'p50':>8}{'p99':>8}{'mean':>8}{'p50 x':>8}{'p99 x':>8}{'+p50':>8}")
+    base50, base99 = rank_percentile(samples["none"], 50), rank_percentile(samples["none"], 99)
+    rows = []
     for name, values in samples.items():
-        p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
-        print(
-            f"{name:<12}{p50:8.2f}{p99:8.2f}{statistics.mean(values):8.2f}"
-            f"{p50 / base50:8.2f}{p99 / base99:8.2f}{p50 - base50:8.2f}"
-        )
+        p50, p99 = rank_percentile(values, 50), rank_percentile(values, 99)
+        rows.append([name, p50, p99, statistics.mean(values), p50 / base50, p99 / base99, p50 - base50])
+    print(f"warm POST execute, {runs} runs each (ms)")
+    print(harness.table(["limiter", "p50", "p99", "mean", "p50 x", "p99 x", "+p50"], rows))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ import json
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -44,17 +43,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import harness
 import numpy as np
 from sqlalchemy import insert, text
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from snippets.embeddings import document_text  # noqa: E402
-from snippets.models import Snippet  # noqa: E402
-from snippets.patterns import detect_patterns  # noqa: E402
-from snippets.search import WEIGHTS, ensure_vector_index  # noqa: E402
-from snippets.store import SnippetStore  # noqa: E402
+from analysis_ext.service import code_patterns as detect_patterns
+from snippets.embeddings import document_text
+from snippets.models import Snippet
+from snippets.search import WEIGHTS, ensure_vector_index
+from snippets.store import SnippetStore
 
 SIGNALS = {
     "vector": ("vector",),
@@ -66,10 +63,6 @@ SIGNALS = {
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.array(values), q))
 
 
 def load_set(store: SnippetStore, owner: str, snippets: list[dict[str, Any]]) -> tuple[dict[str, str], float, float]:
@@ -99,17 +92,27 @@ def quality(store: SnippetStore, owner: str, ids: dict[str, str], queries: list[
     return scores
 
 
-def synthetic_rows(store: SnippetStore, owner: str, corpus: list[dict[str, Any]], queries: list[str],
-                   count: int, seed: int = 7) -> None:
+def synthetic_rows(
+    store: SnippetStore, owner: str, corpus: list[dict[str, Any]], queries: list[str], count: int, seed: int = 7
+) -> None:
     """``count`` rows with mixed real vectors (see the module docstring), inserted in batches."""
     rng = random.Random(seed)
     embedder = store.embedder
     with store.engine.connect() as connection:  # the sets' snippets, embedded by the quality run
-        stored = {row.code: np.array(row.embedding, dtype=np.float32) for row in connection.execute(
-            text("SELECT code, embedding::real[] AS embedding FROM snippets WHERE embedding IS NOT NULL"))}
+        stored = {
+            row.code: np.array(row.embedding, dtype=np.float32)
+            for row in connection.execute(
+                text("SELECT code, embedding::real[] AS embedding FROM snippets WHERE embedding IS NOT NULL")
+            )
+        }
     base = np.array(
-        [stored.get(s["code"]) if s["code"] in stored else embedder.embed_documents(
-            [document_text(SimpleNamespace(**s))])[0] for s in corpus] + [embedder.embed_query(q) for q in queries],
+        [
+            stored.get(s["code"])
+            if s["code"] in stored
+            else embedder.embed_documents([document_text(SimpleNamespace(**s))])[0]
+            for s in corpus
+        ]
+        + [embedder.embed_query(q) for q in queries],
         dtype=np.float32,
     )
     np_rng = np.random.default_rng(seed)
@@ -126,12 +129,23 @@ def synthetic_rows(store: SnippetStore, owner: str, corpus: list[dict[str, Any]]
             source = corpus[i % len(corpus)]
             suffix = f"{rng.choice(words)}{n}"
             code = source["code"].replace("def ", f"def {suffix}_", 1)
-            batch.append({
-                "id": uuid.uuid4(), "owner_id": owner_id, "name": f"{source['name']}_{suffix}",
-                "description": source["description"], "code": code, "language": "python",
-                "patterns": detect_patterns(code), "is_starred": rng.random() < 0.1, "created_at": now,
-                "updated_at": now, "version": 1, "embedding": vector.tolist(), "embedding_model": embedder.model_id,
-            })
+            batch.append(
+                {
+                    "id": uuid.uuid4(),
+                    "owner_id": owner_id,
+                    "name": f"{source['name']}_{suffix}",
+                    "description": source["description"],
+                    "code": code,
+                    "language": "python",
+                    "patterns": detect_patterns(code),
+                    "is_starred": rng.random() < 0.1,
+                    "created_at": now,
+                    "updated_at": now,
+                    "version": 1,
+                    "embedding": vector.tolist(),
+                    "embedding_model": embedder.model_id,
+                }
+            )
             if len(batch) == 1000:
                 connection.execute(insert(Snippet), batch)
                 batch = []
@@ -144,8 +158,12 @@ def latency(store: SnippetStore, owner: str, queries: list[str], rounds: int) ->
     vectors = {q: store.embedder.embed_query(q) for q in queries}
     for q in queries[:5]:  # warm the connection pool and the plans
         store.search(owner, q, query_vector=vectors[q])
-    times: dict[str, list[float]] = {"search without query embedding": [], "search with query embedding": [],
-                                     "query embedding alone": [], "vector signal alone": []}
+    times: dict[str, list[float]] = {
+        "search without query embedding": [],
+        "search with query embedding": [],
+        "query embedding alone": [],
+        "vector signal alone": [],
+    }
     for _ in range(rounds):
         for q in queries:
             t = time.perf_counter()
@@ -169,13 +187,17 @@ def vector_plan(store: SnippetStore, owner: str, vector: list[float]) -> str:
         owner_id = store.user_id(owner)
         connection = session.connection()
         connection.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-        plan = connection.execute(
-            text(
-                "EXPLAIN SELECT id FROM snippets WHERE owner_id = :o AND embedding_model = 'all-MiniLM-L6-v2' "
-                "ORDER BY (embedding::vector(384)) <=> CAST(:v AS vector(384)) LIMIT 40"
-            ),
-            {"o": owner_id, "v": str(vector)},
-        ).scalars().all()
+        plan = (
+            connection.execute(
+                text(
+                    "EXPLAIN SELECT id FROM snippets WHERE owner_id = :o AND embedding_model = 'all-MiniLM-L6-v2' "
+                    "ORDER BY (embedding::vector(384)) <=> CAST(:v AS vector(384)) LIMIT 40"
+                ),
+                {"o": owner_id, "v": str(vector)},
+            )
+            .scalars()
+            .all()
+        )
     index = ensure_vector_index_name(store)
     return "HNSW index" if any(index in line for line in plan) else "exact scan of the owner's rows"
 
@@ -194,18 +216,24 @@ def main() -> None:
     args = parser.parse_args()
 
     sets = {
-        "dev (public)": (read_jsonl(args.dev_dir / "search_dev.jsonl"),
-                         read_jsonl(args.dev_dir / "search_dev_queries.jsonl")),
-        "extra (ours)": (read_jsonl(Path(__file__).parent / "data" / "search_extra.jsonl"),
-                         read_jsonl(Path(__file__).parent / "data" / "search_extra_queries.jsonl")),
+        "dev (public)": (
+            read_jsonl(args.dev_dir / "search_dev.jsonl"),
+            read_jsonl(args.dev_dir / "search_dev_queries.jsonl"),
+        ),
+        "extra (ours)": (
+            read_jsonl(Path(__file__).parent / "data" / "search_extra.jsonl"),
+            read_jsonl(Path(__file__).parent / "data" / "search_extra_queries.jsonl"),
+        ),
     }
     workdir = Path(tempfile.mkdtemp(prefix="coderemote-bench-"))
     workdir.chmod(0o755)  # the embedded server runs as a user of its own
-    store = SnippetStore(database_url="", data_dir=str(workdir))
+    store = SnippetStore(database_url="", data_dir=str(workdir), detect_patterns=detect_patterns)
     t = time.perf_counter()
     store.start()
-    print(f"embedded PostgreSQL + migrations: {time.perf_counter() - t:.2f} s; "
-          f"embedding model {store.embedder.model_id} ({store.embedder.dimensions} dims)")
+    print(
+        f"embedded PostgreSQL + migrations: {time.perf_counter() - t:.2f} s; "
+        f"embedding model {store.embedder.model_id} ({store.embedder.dimensions} dims)"
+    )
     try:
         print(f"\n== Quality (recall@5 / MRR@10), each signal alone and fused (RRF weights {WEIGHTS}) ==")
         all_corpus, all_queries = [], []
@@ -230,9 +258,11 @@ def main() -> None:
         print(f"inserted {args.rows} rows with vectors in {time.perf_counter() - t:.1f} s (bulk, HNSW maintained)")
         print("nearest vectors found by:", vector_plan(store, "load", store.embedder.embed_query("sort")))
         times = latency(store, "load", all_queries, args.rounds)
-        for name, values in times.items():
-            print(f"  {name:<32} p50 {percentile(values, 50):6.1f} ms   p99 {percentile(values, 99):6.1f} ms"
-                  f"   (n={len(values)})")
+        rows = [
+            [name, f"{harness.percentile(values, 50):.1f}", f"{harness.percentile(values, 99):.1f}", len(values)]
+            for name, values in times.items()
+        ]
+        print(harness.table(["", "p50 ms", "p99 ms", "n"], rows, indent="  "))
     finally:
         store.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -22,17 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import harness
 
-from tests.jwt_helpers import TEST_SECRET, claims, hs256_token  # noqa: E402
-from tests.servers import CodeRemoteServer  # noqa: E402
+from tests.jwt_helpers import TEST_SECRET, claims, hs256_token
+from tests.servers import CodeRemoteServer
 
 CLIENTS, PER_CLIENT = 8, 25
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def bearer(user: str) -> str:
@@ -111,24 +106,28 @@ def load(server: CodeRemoteServer) -> None:
 
 def main(runs: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-submissions-"))
-    server = CodeRemoteServer(
-        workdir, f"--JWTIdentityProvider.secret={TEST_SECRET}", "--KernelPool.size=2", token="unused"
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while server.request("GET", "api/coderemote/submissions", bearer=bearer("x"))[0] == 503:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+
+    def start() -> CodeRemoteServer:
+        return CodeRemoteServer(
+            workdir, f"--JWTIdentityProvider.secret={TEST_SECRET}", "--KernelPool.size=2", token="unused"
+        )
+
+    with harness.started(start) as (server,):
+        # The queue answers 503 until the server has opened it.
+        if not harness.wait_until(
+            lambda: server.request("GET", "api/coderemote/submissions", bearer=bearer("x"))[0] != 503, 60
+        ):
+            raise RuntimeError("the submission queue did not open within 60 s")
         latency(server, 3)  # warm: the pool, connections
         samples = latency(server, runs)
         base = statistics.median(samples["POST execute"])
-        print(f"print(1), {runs} runs each (ms):")
+        rows = []
         for name, values in samples.items():
             p50 = statistics.median(values)
-            print(f"  {name:<24} p50 {p50:7.1f}   p90 {percentile(values, 0.9):7.1f}   {p50 / base:5.2f}x execute")
+            rows.append([name, f"{p50:.1f}", f"{harness.rank_percentile(values, 90):.1f}", f"{p50 / base:.2f}x"])
+        print(f"print(1), {runs} runs each (ms):")
+        print(harness.table(["", "p50", "p90", "vs execute"], rows, indent="  "))
         load(server)
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":
