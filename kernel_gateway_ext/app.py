@@ -249,7 +249,7 @@ class CodeRemoteApp(ExtensionAppJinjaMixin, ExtensionApp):  # type: ignore[misc]
             coderemote_analysis=AnalysisService(parent=self, max_code_bytes=self.max_code_bytes),
             coderemote_snippets=snippets,
             coderemote_metrics=metrics,
-            coderemote_health=lambda: health(sandbox, pool, [kernel_manager, self.serverapp.kernel_manager]),
+            coderemote_health=lambda: health(sandbox, pool, [kernel_manager, self.serverapp.kernel_manager], snippets),
         )
 
     def _reap(self, sandbox: Any) -> None:
@@ -298,8 +298,10 @@ def recorded_run(execution: ExecutionService, history: History) -> Any:
     return run
 
 
-def health(sandbox: Any, pool: KernelPool, kernel_managers: list[Any]) -> dict[str, Any]:
-    """The health endpoint's answer: the sandbox's kind and problems (``host_health``), kernels and the pool."""
+def health(sandbox: Any, pool: KernelPool, kernel_managers: list[Any], snippets: SnippetStore) -> dict[str, Any]:
+    """The health endpoint's answer: the sandbox's kind and problems (``host_health``), kernels, the pool
+    and the snippet library (``SnippetStore.health``), which does not count towards ``status``:
+    that says whether sandboxes can start."""
     report = sandbox.host_health()
     return {
         "status": "ok" if not report["problems"] else "unavailable",
@@ -307,6 +309,7 @@ def health(sandbox: Any, pool: KernelPool, kernel_managers: list[Any]) -> dict[s
         "kernel_name": pool.kernel_name,
         "kernels": sum(len(km.list_kernel_ids()) for km in kernel_managers),
         "pool": {"idle": pool.idle, "target": pool.size, "last_error": pool.last_error},
+        "snippets": snippets.health(),
     }
 
 

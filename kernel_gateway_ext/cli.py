@@ -171,6 +171,14 @@ def submit_code(base: str, token: str | None, body: dict[str, Any], wait: bool) 
     return EXIT_CODES.get(result["status"], EXIT_LIMIT)
 
 
+def _built_profile(path: str) -> str:
+    """The profile of the runtime at ``path``, else the default one."""
+    try:
+        return runtime.Runtime.load(path).profile
+    except runtime.RuntimeMissingError:
+        return runtime.DEFAULT_PROFILE
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coderemote", description="Run Python in a gVisor sandbox.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -194,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     analyze.add_argument("--static-only", action="store_true", help="no timed runs in a sandbox")
     rt = commands.add_parser("runtime", help="build the kernel runtime or add packages to it")
     rt_commands = rt.add_subparsers(dest="action", required=True)
-    build = rt_commands.add_parser("build", help="create the runtime venv (ipykernel, numpy, pandas, matplotlib)")
+    build = rt_commands.add_parser("build", help="create the runtime venv from a profile (base: ipykernel, numpy, "
+                                   "pandas, matplotlib; data: with scipy, scikit-learn, statsmodels, seaborn, ...)")
+    build.add_argument("--profile", choices=runtime.profiles(),
+                       help="what it holds (default: the built runtime's profile, else base)")
     build.add_argument("--force", action="store_true", help="rebuild even if it exists")
     build.add_argument("--path", default=runtime.default_runtime_dir())
     install = rt_commands.add_parser("install", help="pip install packages into the runtime")
@@ -226,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(e))
         return asyncio.run(analyze_code(code, args.entry, args.arg, args.static_only, args.json))
     if args.action == "build":
-        print(runtime.build(args.path, force=args.force).path)
+        profile = args.profile or _built_profile(args.path)
+        print(runtime.build(args.path, force=args.force, profile=profile).path)
     else:
         runtime.install(args.path, *args.packages)
     return 0

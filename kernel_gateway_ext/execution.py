@@ -75,6 +75,25 @@ def death_status(provisioner: Any) -> str:
     return "memory_limit" if getattr(provisioner, "oom_killed", False) else "killed"
 
 
+# What the sandbox's import guard makes of a KeyboardInterrupt during one of the user's
+# imports (kernel_images/sandbox/coderemote_kernel/guard.py, INTERRUPTED_IMPORT).
+INTERRUPTED_IMPORT = re.compile(r"interrupted while importing ([A-Za-z_][\w.]{0,200})")
+
+
+def timeout_hint(error: dict[str, Any] | None, timeout: float, max_timeout: float) -> str | None:
+    """Why a run that timed out did: it was still importing a module (whose first
+    import is slow: a large library on a cold sandbox); None when it was not."""
+    if not error or error.get("ename") != "KeyboardInterrupt":
+        return None
+    found = INTERRUPTED_IMPORT.fullmatch(str(error.get("evalue", "")))
+    if found is None:
+        return None
+    still = f"still importing {found.group(1)} after {timeout:g} s"
+    if timeout < max_timeout:
+        return f"{still}; raise timeout_s (up to {max_timeout:g} s) to give its first import time"
+    return f"{still}, the longest run allowed (ExecutionService.max_timeout); its first import takes longer"
+
+
 def run_usage(cpu_before_ns: int | None, after: tuple[int | None, int | None], wall_ms: float) -> dict[str, Any]:
     """What a run cost: the sandbox's CPU time before it, its (CPU time, peak memory) after it,
     and its wall time; a figure the sandbox could not tell is None."""
@@ -95,6 +114,8 @@ class ExecutionResult:
     duration_ms: float = 0.0
     # What the run cost, from the sandbox's cgroup: {cpu_ms, peak_memory_bytes, wall_ms} (null when unreadable).
     usage: dict[str, float | int | None] = field(default_factory=dict)
+    # Why the run ended as it did and what to do, when the service can tell (a timeout during an import).
+    hint: str | None = None
     kernel_id: str = ""  # the sandbox's kernel, for the history (not part of the answer)
     # The files return_files asked for (only then): {path, encoding, content, size} or {path, size, skipped}.
     files: list[dict[str, Any]] | None = None
@@ -102,8 +123,9 @@ class ExecutionResult:
     def to_dict(self) -> dict[str, Any]:
         answer = asdict(self)
         del answer["kernel_id"]
-        if answer["files"] is None:
-            del answer["files"]
+        for optional in ("files", "hint"):
+            if answer[optional] is None:
+                del answer[optional]
         return answer
 
 
@@ -389,6 +411,8 @@ class ExecutionService(LoggingConfigurable):
             result.duration_ms = round((time.monotonic() - started) * 1000, 3)
             after = provisioner.usage() if provisioner is not None else (None, None)
             result.usage = run_usage(cpu_before, after, result.duration_ms)
+        if result.status == "timeout":
+            result.hint = timeout_hint(result.error, timeout, self.max_timeout)
         if request.return_files is not None:
             result.files = []
             if state == "ok":

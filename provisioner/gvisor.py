@@ -21,10 +21,10 @@ from typing import Any
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
 from overrides import overrides
-from traitlets import Bool, Dict, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Integer, List, TraitError, Unicode, default, validate
 
 from kernel_images import SANDBOX_PACKAGE_DIR
-from kernel_images.runtime import Runtime, RuntimeMissingError, build, default_runtime_dir
+from kernel_images.runtime import DEFAULT_PROFILE, Runtime, RuntimeMissingError, build, default_runtime_dir, profiles
 from provisioner import mounts, paths, reaper, zygote
 from provisioner.bundle import (
     CONNECTION_DIR,
@@ -93,6 +93,16 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
         help="""The kernel runtime venv (see `coderemote runtime build`), read-only in every
         sandbox. Default: $CODEREMOTE_RUNTIME_DIR, else /opt/coderemote/runtime.""",
     )
+    runtime_profile = Unicode(
+        DEFAULT_PROFILE,
+        config=True,
+        help="""The profile the server builds the kernel runtime from when it builds it at
+        start (CodeRemoteApp.build_runtime): ``base`` (ipykernel, numpy, pandas,
+        matplotlib) or ``data`` (with scipy, scikit-learn, statsmodels, seaborn, plotly,
+        sympy, networkx and more: about 1 GB, see README). A runtime built from another
+        profile is rebuilt (packages added with `coderemote runtime install` go with it).
+        Default: base.""",
+    )
     pids_limit = Integer(64, config=True, help="Processes and threads per sandbox (RLIMIT_NPROC), count. Default: 64.")
     open_files_limit = Integer(256, config=True, help="Open files per process (RLIMIT_NOFILE), count. Default: 256.")
     file_size_limit = Integer(
@@ -123,6 +133,12 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
     @default("state_dir")
     def _state_dir_default(self) -> str:
         return os.environ.get("CODEREMOTE_STATE_DIR", "/run/coderemote")
+
+    @validate("runtime_profile")
+    def _valid_profile(self, proposal: Any) -> str:
+        if proposal["value"] not in profiles():
+            raise TraitError(f"GVisorProvisioner.runtime_profile must be one of {', '.join(profiles())}")
+        return str(proposal["value"])
 
     @default("runtime_dir")
     def _runtime_dir_default(self) -> str:
@@ -158,10 +174,16 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
             check_version(runsc)
         if build_runtime:
             try:
-                Runtime.load(self.runtime_dir)
+                built = Runtime.load(self.runtime_dir).profile
             except RuntimeMissingError:
-                self.log.warning("Building the sandboxed kernel's runtime in %s (first run only)", self.runtime_dir)
-                build(self.runtime_dir)
+                built = None
+            if built != self.runtime_profile:
+                self.log.warning(
+                    "Building the sandboxed kernel's runtime (profile %s) in %s (first run only)",
+                    self.runtime_profile,
+                    self.runtime_dir,
+                )
+                build(self.runtime_dir, profile=self.runtime_profile, force=built is not None)
 
     def host_health(self) -> dict[str, Any]:
         """What the health endpoint says of this machine: whether sandboxes can start here."""
@@ -242,6 +264,8 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
         env = {name: launch_env[name] for name in self.env_allowlist if name in launch_env}
         env.setdefault("LANG", "C.UTF-8")
         env.update(PATH=f"{self._runtime.path}/bin", PYTHONPATH=SANDBOX_PACKAGE_MOUNT, **self.kernel_env())
+        if self.preload_modules is None and self._runtime.preload:
+            env["CODEREMOTE_PRELOAD"] = " ".join(self._runtime.preload)
         env.update(self.extra_env)
         return env
 

@@ -49,6 +49,18 @@ class SandboxLimits(Configurable):  # type: ignore[misc]
         (processes, signals, network, ctypes and cffi). A list replaces that one: repeat
         those of its modules that should stay blocked.""",
     )
+    preload_modules = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help="""Modules each kernel imports before it is handed out (a zygote's checkpoint
+        holds them), so that the slow first import of a large library (scipy, sklearn) is
+        done before the user's code runs. Default: None, the runtime profile's list (the
+        ``# preload:`` lines of its requirements; none for base, whose numpy, pandas and
+        matplotlib every kernel imports anyway). Each costs every kernel memory and start
+        time: list fewer with a small memory_limit.""",
+    )
     sandbox_uid = Integer(
         1000,
         config=True,
@@ -69,4 +81,6 @@ class SandboxLimits(Configurable):  # type: ignore[misc]
         }
         if self.blocked_modules is not None:
             env["CODEREMOTE_BLOCKED_MODULES"] = " ".join(self.blocked_modules)
+        if self.preload_modules is not None:
+            env["CODEREMOTE_PRELOAD"] = " ".join(self.preload_modules)
         return env

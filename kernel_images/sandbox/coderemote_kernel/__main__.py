@@ -23,6 +23,19 @@ def prepare_matplotlib() -> None:
         shutil.copytree(prebuilt, config_dir)
 
 
+def preload_modules() -> None:
+    """Import the modules the server asks every kernel to have loaded
+    (``$CODEREMOTE_PRELOAD``, from GVisorProvisioner.preload_modules or the runtime's
+    profile); one that does not import is reported and skipped."""
+    import importlib
+
+    for name in os.environ.get("CODEREMOTE_PRELOAD", "").split():
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # not installed in this runtime, or broken: the kernel starts all the same
+            print(f"coderemote: could not preload {name}: {type(e).__name__}: {e}", file=sys.stderr)
+
+
 # Settings every kernel runs with, on top of the kernelspec's command line.
 KERNEL_ARGS = [
     # Plain tracebacks: results are read as text by REST clients and terminals.
@@ -65,6 +78,7 @@ def main() -> None:
     # Ignored until ipykernel handles it (only while it runs a request): an interrupt
     # sent while the kernel is still starting has nothing to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    preload_modules()
     start(kernel_app(sys.argv[1:]))
 
 

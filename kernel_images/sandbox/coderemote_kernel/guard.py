@@ -97,6 +97,18 @@ def _guarded_os_function(guard: ImportGuard, name: str) -> Callable[..., Any]:
     return guarded
 
 
+# The message of a KeyboardInterrupt that came while the user's code imported a module:
+# the service reads it to say why a run timed out (execution.timeout_hint).
+INTERRUPTED_IMPORT = "interrupted while importing {}"
+
+
+def _name_the_import(guard: ImportGuard, error: KeyboardInterrupt, name: str, frame: FrameType | None) -> None:
+    """Say in ``error`` which of the user's imports it interrupted (the innermost one
+    the user's code asked for; a library's own imports are not named)."""
+    if name and not error.args and guard.is_user_frame(frame):
+        error.args = (INTERRUPTED_IMPORT.format(name),)
+
+
 def install(blocked: Iterable[str], trusted_prefixes: Iterable[str]) -> ImportGuard:
     """Install the guard in this interpreter and return it."""
     guard = ImportGuard(blocked, trusted_prefixes)
@@ -115,12 +127,20 @@ def install(blocked: Iterable[str], trusted_prefixes: Iterable[str]) -> ImportGu
             for item in fromlist or ():
                 if isinstance(item, str) and item != "*":
                     guard.check(f"{name}.{item}", sys._getframe(1))
-        return original_import(name, globals, locals, fromlist, level)
+        try:
+            return original_import(name, globals, locals, fromlist, level)
+        except KeyboardInterrupt as e:  # the run's timeout, or Interrupt, came during an import
+            _name_the_import(guard, e, name if level == 0 else "", sys._getframe(1))
+            raise
 
     def guarded_import_module(name: str, package: str | None = None) -> ModuleType:
         if not name.startswith("."):
             guard.check(name, sys._getframe(1))
-        return original_import_module(name, package)
+        try:
+            return original_import_module(name, package)
+        except KeyboardInterrupt as e:
+            _name_the_import(guard, e, "" if name.startswith(".") else name, sys._getframe(1))
+            raise
 
     builtins.__import__ = guarded_import
     importlib.__import__ = guarded_import

@@ -47,7 +47,7 @@ PRELOAD = (
 def preload() -> None:
     import importlib
 
-    from coderemote_kernel.__main__ import prepare_matplotlib
+    from coderemote_kernel.__main__ import preload_modules, prepare_matplotlib
 
     prepare_matplotlib()
     for name in PRELOAD:
@@ -55,6 +55,7 @@ def preload() -> None:
             importlib.import_module(name)
         except ImportError:  # a runtime without it (another ipykernel version, no matplotlib)
             pass
+    preload_modules()  # the server's choice (the runtime profile's heavy libraries)
     matplotlib = sys.modules.get("matplotlib")
     if matplotlib is not None:
         matplotlib.get_cachedir()  # the font cache, read now rather than by each kernel
