@@ -21,7 +21,6 @@ from traitlets.config import LoggingConfigurable
 from analysis_ext.bounds import MAX_DEPTH, MAX_NODES
 from analysis_ext.empirical import EmpiricalError, EmpiricalResult, Execute, measure
 from analysis_ext.llm import GeminiProvider, LLMAnswer, LLMError, LLMProvider, OpenAICompatibleProvider, prompt
-from analysis_ext.patterns import detect_patterns
 from analysis_ext.static import ARG_KINDS, StaticResult
 from analysis_ext.worker import AnalysisError, AnalysisPool, classify_job, patterns_job, shared_pool, static_job
 from kernel_gateway_ext.base import DEFAULT_MAX_CODE_BYTES, RequestError
@@ -328,7 +327,7 @@ def code_patterns(code: str) -> list[str]:
     """
     try:
         if len(code.encode("utf-8", "surrogatepass")) <= INLINE_PATTERN_BYTES:
-            return sorted(set(detect_patterns(code)))
+            return patterns_job(code)
         return shared_pool().run_sync(patterns_job, code, timeout=PATTERN_DEADLINE_S, what="pattern detection")
     except AnalysisError as e:
         log.warning("Pattern detection gave no result: %s", e)

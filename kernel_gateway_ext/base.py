@@ -10,7 +10,6 @@ history, submissions) import this module; it imports none of them, and
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 from jupyter_server.base.handlers import APIHandler
@@ -140,7 +139,6 @@ class CodeRemoteAPIHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[m
         try:
             raise HTTPErrorWithHeaders(e.status, str(e), e.headers) from e
         except HTTPErrorWithHeaders as error:
-            assert sys.exc_info()[1] is error  # what APIHandler.write_error reports
             super()._handle_request_exception(error)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:

@@ -171,14 +171,6 @@ def submit_code(base: str, token: str | None, body: dict[str, Any], wait: bool) 
     return EXIT_CODES.get(result["status"], EXIT_LIMIT)
 
 
-def _built_profile(path: str) -> str:
-    """The profile of the runtime at ``path``, else the default one."""
-    try:
-        return runtime.Runtime.load(path).profile
-    except runtime.RuntimeMissingError:
-        return runtime.DEFAULT_PROFILE
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coderemote", description="Run Python in a gVisor sandbox.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -237,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(e))
         return asyncio.run(analyze_code(code, args.entry, args.arg, args.static_only, args.json))
     if args.action == "build":
-        profile = args.profile or _built_profile(args.path)
+        profile = args.profile or runtime.built_profile(args.path) or runtime.DEFAULT_PROFILE
         print(runtime.build(args.path, force=args.force, profile=profile).path)
     else:
         runtime.install(args.path, *args.packages)

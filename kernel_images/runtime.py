@@ -36,6 +36,14 @@ class RuntimeMissingError(RuntimeError):
     """The kernel runtime has not been built."""
 
 
+def built_profile(path: str | os.PathLike[str]) -> str | None:
+    """The profile the runtime at ``path`` was built from; None when there is none."""
+    try:
+        return Runtime.load(path).profile
+    except RuntimeMissingError:
+        return None
+
+
 def profiles() -> list[str]:
     """The profiles a runtime can be built from: ``base`` and those in ``profiles/``."""
     return [DEFAULT_PROFILE, *sorted(p.stem for p in PROFILES_DIR.glob("*.txt") if p.stem != DEFAULT_PROFILE)]

@@ -24,7 +24,15 @@ from overrides import overrides
 from traitlets import Bool, Dict, Integer, List, TraitError, Unicode, default, validate
 
 from kernel_images import SANDBOX_PACKAGE_DIR
-from kernel_images.runtime import DEFAULT_PROFILE, Runtime, RuntimeMissingError, build, default_runtime_dir, profiles
+from kernel_images.runtime import (
+    DEFAULT_PROFILE,
+    Runtime,
+    RuntimeMissingError,
+    build,
+    built_profile,
+    default_runtime_dir,
+    profiles,
+)
 from provisioner import mounts, paths, reaper, zygote
 from provisioner.bundle import (
     CONNECTION_DIR,
@@ -173,10 +181,7 @@ class GVisorProvisioner(SandboxLimits, LocalProvisioner):  # type: ignore[misc,m
         if runsc is not None:  # a missing runsc is reported by host_health and at each start
             check_version(runsc)
         if build_runtime:
-            try:
-                built = Runtime.load(self.runtime_dir).profile
-            except RuntimeMissingError:
-                built = None
+            built = built_profile(self.runtime_dir)
             if built != self.runtime_profile:
                 self.log.warning(
                     "Building the sandboxed kernel's runtime (profile %s) in %s (first run only)",
